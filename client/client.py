@@ -1,0 +1,156 @@
+"""PromptGaugeClient: typed calls with deadlines and status-coded errors."""
+
+from collections.abc import Iterator, Mapping
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from promptgauge.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class PromptGaugeError(Exception):
+    """A failed call: `code` is the grpc.StatusCode, `reason` the server's
+    machine-readable reason (ErrorInfo) when it sent one, `field` the request
+    field at fault."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str = "", field: str = ""):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.field = field
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> "PromptGaugeError":
+        reason = field = ""
+        status = rpc_status.from_call(error)
+        if status is not None:
+            for detail in status.details:
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    reason = info.reason
+                    field = info.metadata.get("field", "")
+        return cls(error.code(), error.details() or "", reason, field)
+
+
+class PromptGaugeClient:
+    """A connection to a promptgauge server, authenticated with one API key.
+
+    >>> with PromptGaugeClient("127.0.0.1:50051", api_key) as pg:
+    ...     pg.create_prompt_version("support-classifier", "Classify: {ticket}")
+    """
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        channel: grpc.Channel | None = None,
+        options: list[tuple[str, object]] | None = None,
+    ):
+        self._channel = channel or grpc.insecure_channel(target, options=options or [])
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        self.timeout = timeout
+        self.prompts = prompts_pb2_grpc.PromptServiceStub(self._channel)
+        self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
+
+    def __enter__(self) -> "PromptGaugeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method, request, timeout: float | None = None):
+        try:
+            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise PromptGaugeError.from_rpc_error(error) from None
+
+    # -- PromptService ----------------------------------------------------
+
+    def create_prompt_version(
+        self,
+        name: str,
+        template_text: str,
+        *,
+        version: int | None = None,
+        description: str = "",
+        parent_version: int | None = None,
+        activate: bool | None = None,
+    ) -> prompts_pb2.PromptVersion:
+        """Register a version; `version` left out is one more than the highest."""
+        request = prompts_pb2.CreatePromptVersionRequest(
+            name=name,
+            template_text=template_text,
+            description=description,
+            version=version,
+            parent_version=parent_version,
+            activate=activate,
+        )
+        return self._call(self.prompts.CreatePromptVersion, request).prompt_version
+
+    def list_prompts(self, page_size: int = 0, page_token: str = "") -> prompts_pb2.ListPromptsResponse:
+        """One page of every version of every prompt."""
+        request = prompts_pb2.ListPromptsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self.prompts.ListPrompts, request)
+
+    def iter_prompts(self, page_size: int = 0) -> Iterator[prompts_pb2.PromptVersion]:
+        """Every version of every prompt, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_prompts(page_size, token)
+            yield from page.prompt_versions
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_prompt_versions(
+        self, name: str, page_size: int = 0, page_token: str = ""
+    ) -> prompts_pb2.ListPromptVersionsResponse:
+        """One page of a prompt's versions, newest first."""
+        request = prompts_pb2.ListPromptVersionsRequest(
+            name=name, page_size=page_size, page_token=page_token
+        )
+        return self._call(self.prompts.ListPromptVersions, request)
+
+    def iter_prompt_versions(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptVersion]:
+        """Every version of a prompt, newest first, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_prompt_versions(name, page_size, token)
+            yield from page.prompt_versions
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_prompt_version(self, name: str, version: int | None = None) -> prompts_pb2.PromptVersion:
+        """One version; without `version`, the active one."""
+        request = prompts_pb2.GetPromptVersionRequest(name=name, version=version)
+        return self._call(self.prompts.GetPromptVersion, request).prompt_version
+
+    def activate_prompt_version(self, name: str, version: int) -> prompts_pb2.PromptVersion:
+        """Promote a version, or roll back to an earlier one."""
+        request = prompts_pb2.ActivatePromptVersionRequest(name=name, version=version)
+        return self._call(self.prompts.ActivatePromptVersion, request).prompt_version
+
+    def render_prompt(
+        self, name: str, variables: Mapping[str, str], version: int | None = None
+    ) -> prompts_pb2.RenderPromptResponse:
+        """The template filled with `variables` (`.text`, `.version`)."""
+        request = prompts_pb2.RenderPromptRequest(name=name, variables=dict(variables), version=version)
+        return self._call(self.prompts.RenderPrompt, request)
+
+

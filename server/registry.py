@@ -1,0 +1,252 @@
+"""The prompt registry: versions, activation, listing, rendering.
+
+Plain values in, plain values out; errors are DomainErrors. Which version is
+active lives in one column (Prompt.active_version), so activating one and
+deactivating the previous is a single write, and exactly one version of a
+name is active by construction.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from peewee import IntegrityError
+
+from . import page_tokens, templates
+from .accounts import Caller
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from .models import Prompt, PromptVersion, db
+from .storage import is_postgres
+from .validation import INT32_MAX, check_name, check_page_size, check_version
+
+MAX_DESCRIPTION_CHARS = 4096
+# A create that keeps losing races (only possible under heavy contention on
+# one name) gives up with UNAVAILABLE rather than spin.
+_CREATE_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class VersionView:
+    id: str
+    name: str
+    version: int
+    template_text: str
+    description: str
+    is_active: bool
+    parent_version: int | None
+    created_by: str
+    create_time: datetime
+    variables: list[str]
+
+
+def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionView:
+    return VersionView(
+        id=str(row.id),
+        name=name,
+        version=row.version,
+        template_text=row.template_text,
+        description=row.description,
+        is_active=row.version == active_version,
+        parent_version=row.parent_version,
+        created_by=row.created_by,
+        create_time=row.create_time,
+        variables=templates.parse(row.template_text).variables,
+    )
+
+
+class PromptRegistry:
+    """Every PromptService operation, for one server's limits."""
+
+    def __init__(self, max_template_bytes: int, page_token_key: bytes):
+        self.max_template_bytes = max_template_bytes
+        self.page_token_key = page_token_key
+
+    # -- lookups ----------------------------------------------------------
+
+    def _prompt(self, caller: Caller, name: str, for_update: bool = False) -> Prompt:
+        query = Prompt.select().where((Prompt.account == caller.account_id) & (Prompt.name == name))
+        if for_update and is_postgres():
+            query = query.for_update()
+        prompt = query.first()
+        if prompt is None:
+            raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
+        return prompt
+
+    def _version(self, prompt: Prompt, version: int | None, field: str = "version") -> PromptVersion:
+        number = prompt.active_version if version is None else version
+        row = PromptVersion.get_or_none(
+            (PromptVersion.prompt == prompt) & (PromptVersion.version == number)
+        )
+        if row is None:
+            raise NotFound(
+                f"prompt {prompt.name!r} has no version {number}",
+                field=field,
+                reason="VERSION_NOT_FOUND",
+            )
+        return row
+
+    # -- operations -------------------------------------------------------
+
+    def create_version(
+        self,
+        caller: Caller,
+        name: str,
+        template_text: str,
+        description: str = "",
+        version: int | None = None,
+        parent_version: int | None = None,
+        activate: bool | None = None,
+    ) -> VersionView:
+        check_name(name)
+        if version is not None:
+            check_version(version)
+        if parent_version is not None:
+            check_version(parent_version, "parent_version")
+        if not template_text:
+            raise InvalidArgument("template_text is required", field="template_text", reason="EMPTY_FIELD")
+        size = len(template_text.encode())
+        if size > self.max_template_bytes:
+            raise InvalidArgument(
+                f"template_text is {size} bytes; the limit is {self.max_template_bytes}",
+                field="template_text",
+                reason="TEMPLATE_TOO_LARGE",
+            )
+        if len(description) > MAX_DESCRIPTION_CHARS:
+            raise InvalidArgument(
+                f"description is {len(description)} characters; the limit is {MAX_DESCRIPTION_CHARS}",
+                field="description",
+                reason="DESCRIPTION_TOO_LONG",
+            )
+        variables = templates.parse(template_text).variables
+        for _ in range(_CREATE_ATTEMPTS):
+            try:
+                with db.atomic():
+                    return self._create_locked(
+                        caller, name, template_text, description, version, parent_version,
+                        activate, variables,
+                    )
+            except IntegrityError:
+                # Lost a race that the row lock could not prevent (two first
+                # versions of one name at once): the retry sees the winner.
+                continue
+        raise Unavailable(f"too much contention creating a version of {name!r}; try again")
+
+    def _create_locked(
+        self, caller, name, template_text, description, version, parent_version, activate, variables
+    ) -> VersionView:
+        Prompt.insert(account=caller.account_id, name=name).on_conflict_ignore().execute()
+        # Creates of one name queue on this row lock (PostgreSQL) or on the
+        # database write lock (SQLite), so "highest + 1" is never read stale.
+        prompt = self._prompt(caller, name, for_update=True)
+        highest = (
+            PromptVersion.select(PromptVersion.version)
+            .where(PromptVersion.prompt == prompt)
+            .order_by(PromptVersion.version.desc())
+            .scalar()
+        )
+        if version is None:
+            version = (highest or 0) + 1
+            if version > INT32_MAX:
+                raise FailedPrecondition(
+                    f"prompt {name!r} has reached the highest version number", field="version"
+                )
+        elif PromptVersion.select().where(
+            (PromptVersion.prompt == prompt) & (PromptVersion.version == version)
+        ).exists():
+            raise AlreadyExists(
+                f"prompt {name!r} version {version} exists already; versions are immutable",
+                field="version",
+                reason="VERSION_EXISTS",
+            )
+        if parent_version is not None:
+            self._version(prompt, parent_version, field="parent_version")
+        if activate is False and highest is None:
+            raise FailedPrecondition(
+                f"the first version of {name!r} must be active: leave activate unset or true",
+                field="activate",
+                reason="FIRST_VERSION_INACTIVE",
+            )
+        row = PromptVersion.create(
+            id=uuid.uuid4(),
+            prompt=prompt,
+            version=version,
+            template_text=template_text,
+            description=description,
+            parent_version=parent_version,
+            created_by=caller.key_id,
+        )
+        if activate is not False:
+            prompt.active_version = version
+            Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
+        return _view(row, name, prompt.active_version)
+
+    def get_version(self, caller: Caller, name: str, version: int | None = None) -> VersionView:
+        check_name(name)
+        if version is not None:
+            check_version(version)
+        prompt = self._prompt(caller, name)
+        return _view(self._version(prompt, version), name, prompt.active_version)
+
+    def activate(self, caller: Caller, name: str, version: int) -> VersionView:
+        check_name(name)
+        check_version(version)
+        with db.atomic():
+            prompt = self._prompt(caller, name, for_update=True)
+            row = self._version(prompt, version)
+            Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
+        return _view(row, name, version)
+
+    def render(
+        self, caller: Caller, name: str, variables: dict[str, str], version: int | None = None
+    ) -> tuple[str, int]:
+        check_name(name)
+        if version is not None:
+            check_version(version)
+        prompt = self._prompt(caller, name)
+        row = self._version(prompt, version)
+        return templates.parse(row.template_text).render(variables), row.version
+
+    def list_all(
+        self, caller: Caller, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[VersionView], str]:
+        """Every version of the account: name ascending, then version descending."""
+        size = check_page_size(page_size)
+        scope = {"op": "ListPrompts", "account": caller.account_id}
+        query = (
+            PromptVersion.select(PromptVersion, Prompt.name, Prompt.active_version)
+            .join(Prompt)
+            .where(Prompt.account == caller.account_id)
+        )
+        if page_token:
+            after_name, after_version = page_tokens.decode(self.page_token_key, page_token, scope)
+            query = query.where(
+                (Prompt.name > after_name)
+                | ((Prompt.name == after_name) & (PromptVersion.version < after_version))
+            )
+        rows = list(
+            query.order_by(Prompt.name, PromptVersion.version.desc()).limit(size + 1).objects()
+        )
+        views = [_view(r, r.name, r.active_version) for r in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            token = page_tokens.encode(self.page_token_key, scope, [views[-1].name, views[-1].version])
+        return views, token
+
+    def list_versions(
+        self, caller: Caller, name: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[VersionView], str]:
+        """The versions of one prompt, newest first."""
+        check_name(name)
+        size = check_page_size(page_size)
+        prompt = self._prompt(caller, name)
+        scope = {"op": "ListPromptVersions", "account": caller.account_id, "name": name}
+        query = PromptVersion.select().where(PromptVersion.prompt == prompt)
+        if page_token:
+            (after_version,) = page_tokens.decode(self.page_token_key, page_token, scope)
+            query = query.where(PromptVersion.version < after_version)
+        rows = list(query.order_by(PromptVersion.version.desc()).limit(size + 1))
+        views = [_view(r, name, prompt.active_version) for r in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            token = page_tokens.encode(self.page_token_key, scope, [views[-1].version])
+        return views, token

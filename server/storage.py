@@ -1,0 +1,106 @@
+"""The database handle: open it from a URL, create or migrate the schema.
+
+SQLite is the zero-setup default (one file, WAL mode); PostgreSQL is for
+production and for several replicas. Both are pooled, so a worker thread
+reuses a connection instead of opening one per RPC.
+"""
+
+import secrets
+from collections.abc import Callable
+from contextlib import contextmanager
+from urllib.parse import urlparse
+
+from peewee import Database, PostgresqlDatabase
+from playhouse.db_url import connect
+
+from .models import MODELS, Setting, db
+
+SCHEMA_VERSION = 1
+
+# Migrations from version N-1 to N, run in order inside one transaction each.
+# An existing database at an older version is brought forward on start.
+MIGRATIONS: dict[int, Callable[[], None]] = {}
+
+# WAL lets readers run beside the one writer; synchronous=FULL makes every
+# acknowledged commit survive a power cut, not only a crash of the process;
+# IMMEDIATE transactions take the write lock up front, so two writers queue
+# on busy_timeout instead of failing when a read lock cannot be upgraded.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+}
+
+
+def open_database(url: str, max_connections: int = 32) -> Database:
+    """Connect the models to the database at `url` and return the handle."""
+    scheme = urlparse(url).scheme
+    params: dict = {}
+    if scheme in ("sqlite", "sqlite+pool"):
+        url = url.replace("sqlite://", "sqlite+pool://", 1) if scheme == "sqlite" else url
+        params = {
+            "pragmas": SQLITE_PRAGMAS,
+            "lock_type": "IMMEDIATE",
+            "check_same_thread": False,
+            "max_connections": max_connections,
+            "stale_timeout": 3600,
+        }
+    elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
+        if "+pool" not in scheme:
+            url = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
+        params = {"max_connections": max_connections, "stale_timeout": 300}
+    else:
+        raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:// or postgresql://")
+    database = connect(url, **params)
+    db.initialize(database)
+    return database
+
+
+def is_postgres(database: Database | None = None) -> bool:
+    return isinstance(database or db.obj, PostgresqlDatabase)
+
+
+def init_schema() -> int:
+    """Create the tables on a new database or migrate an old one; return the
+    schema version. Safe to run from several replicas at once."""
+    with db.connection_context(), db.atomic():
+        if is_postgres():
+            # Replicas starting together must not race on CREATE TABLE.
+            db.execute_sql("SELECT pg_advisory_xact_lock(7310101)")
+        row = None
+        if db.table_exists(Setting._meta.table_name):
+            row = Setting.get_or_none(Setting.key == "schema_version")
+        if row is None:
+            db.create_tables(MODELS)
+            Setting.insert_many(
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    # Signs page tokens; shared through the database so that
+                    # a token from one replica is valid on every other.
+                    {"key": "page_token_key", "value": secrets.token_hex(32)},
+                ]
+            ).execute()
+            return SCHEMA_VERSION
+        current = int(row.value)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {current} is newer than this server's "
+                f"{SCHEMA_VERSION}: upgrade promptgauge"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version]()
+            Setting.update(value=str(version)).where(Setting.key == "schema_version").execute()
+        return SCHEMA_VERSION
+
+
+def setting(key: str) -> str:
+    return Setting.get_by_id(key).value
+
+
+@contextmanager
+def connection():
+    """A pooled connection for the span of one RPC or command."""
+    with db.connection_context():
+        yield
+

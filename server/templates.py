@@ -1,0 +1,76 @@
+"""Prompt templates: `{variable}` placeholders, `{{` and `}}` literal braces."""
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidArgument
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: literal text and variable names, alternating."""
+
+    parts: tuple[str, ...]  # even indexes literal text, odd indexes variable names
+
+    @property
+    def variables(self) -> list[str]:
+        """Variable names in order of first appearance, each once."""
+        return list(dict.fromkeys(self.parts[1::2]))
+
+    def render(self, values: dict[str, str]) -> str:
+        missing = [name for name in self.variables if name not in values]
+        if missing:
+            raise InvalidArgument(
+                "missing template variable" + ("s " if len(missing) > 1 else " ")
+                + ", ".join(missing),
+                field="variables",
+                reason="MISSING_VARIABLE",
+            )
+        return "".join(
+            part if i % 2 == 0 else values[part] for i, part in enumerate(self.parts)
+        )
+
+
+def parse(text: str) -> Template:
+    """Parse a template, or raise InvalidArgument naming where it is broken."""
+    parts: list[str] = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "{":
+            if text.startswith("{{", i):
+                literal.append("{")
+                i += 2
+                continue
+            end = text.find("}", i + 1)
+            name = text[i + 1 : end] if end != -1 else ""
+            if end == -1 or not _VARIABLE.fullmatch(name):
+                raise InvalidArgument(
+                    f"template_text has a '{{' at offset {i} that opens no "
+                    "{variable} placeholder (write '{{' for a literal brace; "
+                    "names are letters, digits and _, not starting with a digit)",
+                    field="template_text",
+                    reason="INVALID_TEMPLATE",
+                )
+            parts.append("".join(literal))
+            parts.append(name)
+            literal = []
+            i = end + 1
+        elif ch == "}":
+            if not text.startswith("}}", i):
+                raise InvalidArgument(
+                    f"template_text has an unmatched '}}' at offset {i} "
+                    "(write '}}' for a literal brace)",
+                    field="template_text",
+                    reason="INVALID_TEMPLATE",
+                )
+            literal.append("}")
+            i += 2
+        else:
+            literal.append(ch)
+            i += 1
+    parts.append("".join(literal))
+    return Template(tuple(parts))

@@ -1,0 +1,49 @@
+"""Checks on request values shared by every domain module."""
+
+import re
+
+from .errors import InvalidArgument
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+INT32_MAX = 2**31 - 1
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+def check_name(value: str, field: str = "name") -> str:
+    """A prompt or account name: 1-128 of a-z 0-9 . _ -, starting with a letter or digit."""
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field, reason="EMPTY_FIELD")
+    if not NAME_RE.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise InvalidArgument(
+            f"{field} {shown!r} is not a valid name: use 1-128 of a-z 0-9 . _ -, "
+            "starting with a letter or digit",
+            field=field,
+            reason="INVALID_NAME",
+        )
+    return value
+
+
+def check_version(value: int, field: str = "version") -> int:
+    if value <= 0:
+        raise InvalidArgument(
+            f"{field} must be a positive integer, got {value}",
+            field=field,
+            reason="INVALID_VERSION",
+        )
+    return value
+
+
+def check_page_size(value: int) -> int:
+    """page_size 1-200; 0 means the default, 50."""
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise InvalidArgument(
+            f"page_size must be between 1 and {MAX_PAGE_SIZE} (0 for {DEFAULT_PAGE_SIZE}), "
+            f"got {value}",
+            field="page_size",
+            reason="INVALID_PAGE_SIZE",
+        )
+    return value

@@ -1,0 +1,142 @@
+"""One server per backend, real clients, one account per test.
+
+Every test that takes `client` (or `server`) runs on SQLite and, when
+PROMPTGAUGE_TEST_DATABASE_URL names a PostgreSQL database, on PostgreSQL too;
+there each session works in a schema of its own, dropped at the end.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
+
+import pytest
+
+from promptgauge.client import PromptGaugeClient
+from promptgauge.server import accounts, storage
+from promptgauge.server.app import start_server
+from promptgauge.server.settings import Settings
+
+PG_URL = os.environ.get("PROMPTGAUGE_TEST_DATABASE_URL", "")
+PG_SKIP_REASON = (
+    "PostgreSQL not configured: set PROMPTGAUGE_TEST_DATABASE_URL "
+    "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run these tests on it"
+)
+
+
+@contextmanager
+def postgres_schema():
+    """A fresh schema in the test database; yields a URL whose connections use it."""
+    import psycopg2
+
+    schema = "promptgauge_test_" + secrets.token_hex(6)
+    conn = psycopg2.connect(PG_URL)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if urlparse(PG_URL).query else "?"
+        yield PG_URL + sep + urlencode({"options": f"-csearch_path={schema}"})
+    finally:
+        conn.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+@contextmanager
+def database_url(backend: str, tmp_path: Path):
+    """A new, empty database of the backend."""
+    if backend == "postgres":
+        if not PG_URL:
+            pytest.skip(PG_SKIP_REASON)
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'promptgauge.db'}"
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(backend, tmp_path_factory):
+    """An in-process server on a free port, on a fresh database of the backend."""
+    with database_url(backend, tmp_path_factory.mktemp(backend)) as url:
+        running = start_server(Settings(listen="127.0.0.1:0", database_url=url, workers=24))
+        yield running
+        running.stop(grace=1)
+
+
+def make_account(prefix: str = "acct") -> str:
+    """A new account on the running server's database; returns its API key."""
+    with storage.db.connection_context():
+        _, _, key = accounts.create_account(f"{prefix}-{secrets.token_hex(6)}")
+    return key
+
+
+@pytest.fixture
+def api_key(server) -> str:
+    return make_account()
+
+
+@pytest.fixture
+def client(server, api_key):
+    with PromptGaugeClient(server.target, api_key) as pg:
+        yield pg
+
+
+@pytest.fixture
+def other_client(server):
+    """A client of a second, unrelated account."""
+    with PromptGaugeClient(server.target, make_account("other")) as pg:
+        yield pg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_process(database_url: str, *extra: str):
+    """`promptgauge serve` as a real subprocess; yields (process, target)."""
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", target,
+         "--database-url", database_url, "--grace-seconds", "5", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # The server prints its address once it is serving: wait for that line.
+        output: list[str] = []
+        for line in proc.stdout:
+            output.append(line)
+            if line.startswith("promptgauge listening on"):
+                break
+        else:
+            raise RuntimeError(f"server exited with {proc.wait()} before serving: {''.join(output)}")
+        # Keep draining, so the server never blocks on a full pipe.
+        drain = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+        drain.start()
+        proc.output = output
+        yield proc, target
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
