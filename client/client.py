@@ -1,6 +1,7 @@
 """PromptGaugeClient: typed calls with deadlines and status-coded errors."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2
@@ -12,6 +13,9 @@ from promptgauge.v1 import (
     prompts_pb2,
     prompts_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -153,4 +157,53 @@ class PromptGaugeClient:
         request = prompts_pb2.RenderPromptRequest(name=name, variables=dict(variables), version=version)
         return self._call(self.prompts.RenderPrompt, request)
 
+    # -- AnalyticsService -------------------------------------------------
 
+    def record_trace_outcome(
+        self,
+        trace_id: str,
+        *,
+        success: bool | None = None,
+        total_cost_usd: float | None = None,
+        duration_ms: float | None = None,
+    ) -> str:
+        """Record how a trace went; returns "recorded" or "duplicate"."""
+        outcome = analytics_pb2.TraceOutcome(
+            trace_id=trace_id, success=success, total_cost_usd=total_cost_usd, duration_ms=duration_ms
+        )
+        request = analytics_pb2.RecordTraceOutcomeRequest(outcome=outcome)
+        return self._call(self.analytics.RecordTraceOutcome, request).status
+
+    def record_usage(
+        self, prompt_name: str, prompt_version: int, trace_id: str, span_id: str | None = None
+    ) -> str:
+        """Link a trace to the prompt version that produced it; returns "recorded"."""
+        usage = analytics_pb2.UsageRecord(
+            prompt_name=prompt_name, prompt_version=prompt_version, trace_id=trace_id, span_id=span_id
+        )
+        return self._call(self.analytics.RecordUsage, analytics_pb2.RecordUsageRequest(usage=usage)).status
+
+    def stream_usage(
+        self, batches: Iterable[Iterable[analytics_pb2.UsageRecord]], timeout: float | None = None
+    ) -> analytics_pb2.IngestSummary:
+        """Send batches of usage records as one stream; returns its summary."""
+        requests = (analytics_pb2.StreamUsageRequest(records=list(b)) for b in batches)
+        return self._call(self.analytics.StreamUsage, requests, timeout).summary
+
+    def stream_trace_outcomes(
+        self, batches: Iterable[Iterable[analytics_pb2.TraceOutcome]], timeout: float | None = None
+    ) -> analytics_pb2.IngestSummary:
+        """Send batches of outcomes as one stream; returns its summary."""
+        requests = (analytics_pb2.StreamTraceOutcomesRequest(outcomes=list(b)) for b in batches)
+        return self._call(self.analytics.StreamTraceOutcomes, requests, timeout).summary
+
+    def compare_prompt_versions(self, name: str) -> analytics_pb2.ComparePromptVersionsResponse:
+        """Per-version traces, success rate, cost and latency, by version ascending."""
+        request = analytics_pb2.ComparePromptVersionsRequest(name=name)
+        return self._call(self.analytics.ComparePromptVersions, request)
+
+    def recorder(self, **kwargs) -> "Recorder":
+        """A Recorder that batches usage records and outcomes into streams."""
+        from .recorder import Recorder
+
+        return Recorder(self, **kwargs)

@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
 from . import storage
+from .analytics import Analytics
 from .interceptors import ServiceInterceptor
 from .registry import PromptRegistry
 from .servicers import AnalyticsServicer, PromptServicer
@@ -67,7 +68,12 @@ def start_server(settings: Settings) -> RunningServer:
         options=options,
     )
     prompts_pb2_grpc.add_PromptServiceServicer_to_server(PromptServicer(registry), server)
-    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(), server)
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+        AnalyticsServicer(
+            Analytics(), settings.max_records_per_message, settings.max_stream_errors
+        ),
+        server,
+    )
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -69,8 +69,29 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
 def abort(context: grpc.ServicerContext, error: errors.DomainError):
     context.abort_with_status(rpc_status.to_status(to_status(error)))
 
+class _Malformed:
+    """Stands in for a request message whose bytes did not parse."""
+
+
+def _checked(request):
+    if isinstance(request, _Malformed):
+        raise errors.InvalidArgument(
+            "the request message is malformed: its bytes do not parse as the "
+            "method's request type",
+            reason="MALFORMED_MESSAGE",
+        )
+    return request
+
+
+def _checked_stream(requests):
+    for request in requests:
+        yield _checked(request)
+
+
 def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHandler:
-    """The same handler, its behaviour run inside `around`."""
+    """The same handler, its behaviour run inside `around`, and a request that
+    fails to parse handed on as _Malformed (INVALID_ARGUMENT, not gRPC's
+    INTERNAL)."""
     kinds = {
         (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
         (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
@@ -79,15 +100,24 @@ def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHan
     }
     attr, factory = kinds[(handler.request_streaming, handler.response_streaming)]
     behavior = getattr(handler, attr)
+    deserialize = handler.request_deserializer
+
+    def safe_deserialize(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
+            return _Malformed()
 
     def wrapped(request, context):
+        request = _checked_stream(request) if handler.request_streaming else request
         return around(behavior, request, context)
 
     return factory(
         wrapped,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=safe_deserialize,
         response_serializer=handler.response_serializer,
     )
+
 
 class ServiceInterceptor(grpc.ServerInterceptor):
     """For each promptgauge RPC: a pooled connection for its span, the caller
@@ -109,7 +139,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             with db.connection_context():
                 token = _caller.set(authenticate(authorization))
                 try:
-                    return behavior(request, context)
+                    return behavior(_checked(request), context)
                 finally:
                     _caller.reset(token)
         except errors.DomainError as error:

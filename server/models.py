@@ -9,13 +9,18 @@ import datetime
 
 from peewee import (
     AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DatabaseProxy,
     DateTimeField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
+    SmallIntegerField,
     TextField,
     UUIDField,
 )
@@ -87,4 +92,74 @@ class PromptVersion(BaseModel):
         indexes = ((("prompt", "version"), True),)
 
 
+class Trace(BaseModel):
+    """An agent run of an account, and its outcome once recorded.
+
+    Every write about a trace (its outcome, a link to it) first locks this
+    row, so a link and an outcome arriving at once cannot miss each other."""
+
+    id = BigAutoField()
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    trace_id = CharField(max_length=32)  # canonical: 32 lower-case hex digits
+    has_outcome = BooleanField(default=False)
+    success = BooleanField(null=True)
+    total_cost_usd = DoubleField(null=True)
+    duration_ms = DoubleField(null=True)
+    outcome_time = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("account", "trace_id"), True),)
+
+
+class UsageLink(BaseModel):
+    """A trace used a prompt version (at a span, or "" for the whole trace)."""
+
+    id = BigAutoField()
+    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    trace = ForeignKeyField(Trace, on_delete="CASCADE")
+    span_id = CharField(max_length=128, default="")
+    create_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("version", "trace", "span_id"), True), (("trace",), False))
+
+
+OBSERVATION_LINKED = 1  # a trace was first linked to the version
+OBSERVATION_OUTCOME = 2  # a linked trace's outcome joined the version
+
+
+class Observation(BaseModel):
+    """Append-only: one row per event that changes a version's metrics, written
+    in the transaction that causes it; (version, trace, kind) is unique, so no
+    trace counts twice. Checkpoints fold these rows in id order."""
+
+    id = BigAutoField()
+    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    trace = ForeignKeyField(Trace, on_delete="CASCADE")
+    kind = SmallIntegerField()
+    success = BooleanField(null=True)
+    total_cost_usd = DoubleField(null=True)
+    duration_ms = DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("version", "trace", "kind"), True), (("version", "id"), False))
+
+
+class VersionCheckpoint(BaseModel):
+    """A version's metrics folded up to `last_observation_id`: counters and the
+    serialized latency sketch. Derived state, rebuildable from observations."""
+
+    version = ForeignKeyField(PromptVersion, primary_key=True, on_delete="CASCADE")
+    last_observation_id = BigIntegerField(default=0)
+    total_traces = BigIntegerField(default=0)
+    success_n = BigIntegerField(default=0)
+    success_true = BigIntegerField(default=0)
+    cost_n = BigIntegerField(default=0)
+    cost_sum = DoubleField(default=0.0)
+    duration_n = BigIntegerField(default=0)
+    duration_sum = DoubleField(default=0.0)
+    sketch = BlobField(null=True)
+
+
 MODELS = [Setting, Account, ApiKey, Prompt, PromptVersion]
+ANALYTICS_MODELS = [Trace, UsageLink, Observation, VersionCheckpoint]

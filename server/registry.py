@@ -15,7 +15,7 @@ from peewee import IntegrityError
 from . import page_tokens, templates
 from .accounts import Caller
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from .models import Prompt, PromptVersion, db
+from .models import Prompt, PromptVersion, VersionCheckpoint, db
 from .storage import is_postgres
 from .validation import INT32_MAX, check_name, check_page_size, check_version
 
@@ -175,6 +175,8 @@ class PromptRegistry:
             parent_version=parent_version,
             created_by=caller.key_id,
         )
+        # Ingestion locks a version's checkpoint, so it exists from birth.
+        VersionCheckpoint.create(version=row.id)
         if activate is not False:
             prompt.active_version = version
             Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()

@@ -6,9 +6,11 @@ mapping happen once, in interceptors.ServiceInterceptor.
 
 from google.protobuf import timestamp_pb2
 
-from promptgauge.v1 import analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
-from .interceptors import current_caller
+from .analytics import DUPLICATE, RECORDED, Analytics
+from .errors import DomainError, InvalidArgument
+from .interceptors import current_caller, status_code_of
 from .registry import PromptRegistry, VersionView
 
 
@@ -79,5 +81,100 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
         return prompts_pb2.RenderPromptResponse(text=text, version=version)
 
 
+def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:
+    return (
+        outcome.trace_id,
+        _opt(outcome, "success"),
+        _opt(outcome, "total_cost_usd"),
+        _opt(outcome, "duration_ms"),
+    )
+
+
+def _usage_fields(usage: analytics_pb2.UsageRecord) -> tuple:
+    return (usage.prompt_name, usage.prompt_version, usage.trace_id, _opt(usage, "span_id"))
+
+
+class _Summary:
+    """An IngestSummary being added up over a stream."""
+
+    def __init__(self, max_errors: int):
+        self.message = analytics_pb2.IngestSummary()
+        self.max_errors = max_errors
+
+    def add(self, first_index: int, results: list) -> None:
+        s = self.message
+        s.received += len(results)
+        for offset, result in enumerate(results):
+            if result == RECORDED:
+                s.recorded += 1
+            elif result == DUPLICATE:
+                s.duplicates += 1
+            else:
+                s.rejected += 1
+                if len(s.errors) < self.max_errors:
+                    s.errors.add(
+                        index=first_index + offset,
+                        code=status_code_of(result).value[0],
+                        message=result.message,
+                    )
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    """Answers UNIMPLEMENTED until the analytics issue lands."""
+    def __init__(self, analytics: Analytics, max_records_per_message: int, max_stream_errors: int):
+        self.analytics = analytics
+        self.max_records = max_records_per_message
+        self.max_errors = max_stream_errors
+
+    @staticmethod
+    def _single(result):
+        if isinstance(result, DomainError):
+            raise result
+        return result
+
+    def RecordTraceOutcome(self, request, context):
+        if not request.HasField("outcome"):
+            raise InvalidArgument("outcome is required", field="outcome", reason="EMPTY_FIELD")
+        (result,) = self.analytics.record_outcomes(current_caller(), [_outcome_fields(request.outcome)])
+        return analytics_pb2.RecordTraceOutcomeResponse(status=self._single(result))
+
+    def RecordUsage(self, request, context):
+        if not request.HasField("usage"):
+            raise InvalidArgument("usage is required", field="usage", reason="EMPTY_FIELD")
+        (result,) = self.analytics.record_usage(current_caller(), [_usage_fields(request.usage)])
+        self._single(result)
+        # A repeated link changes nothing and is as good as recorded.
+        return analytics_pb2.RecordUsageResponse(status=RECORDED)
+
+    def _ingest(self, request_iterator, field: str, to_fields, record) -> analytics_pb2.IngestSummary:
+        """Each message is one transaction; its bad records are rejected alone."""
+        caller = current_caller()
+        summary = _Summary(self.max_errors)
+        for number, message in enumerate(request_iterator):
+            items = getattr(message, field)
+            if len(items) > self.max_records:
+                raise InvalidArgument(
+                    f"stream message {number} has {len(items)} {field}; the limit is "
+                    f"{self.max_records} per message (earlier messages were stored)",
+                    field=field,
+                    reason="TOO_MANY_RECORDS",
+                )
+            if items:
+                summary.add(summary.message.received, record(caller, [to_fields(i) for i in items]))
+        return summary.message
+
+    def StreamTraceOutcomes(self, request_iterator, context):
+        summary = self._ingest(
+            request_iterator, "outcomes", _outcome_fields, self.analytics.record_outcomes
+        )
+        return analytics_pb2.StreamTraceOutcomesResponse(summary=summary)
+
+    def StreamUsage(self, request_iterator, context):
+        summary = self._ingest(request_iterator, "records", _usage_fields, self.analytics.record_usage)
+        return analytics_pb2.StreamUsageResponse(summary=summary)
+
+    def ComparePromptVersions(self, request, context):
+        metrics = self.analytics.compare(current_caller(), request.name)
+        return analytics_pb2.ComparePromptVersionsResponse(
+            name=request.name,
+            versions=[analytics_pb2.VersionMetrics(**vars(m)) for m in metrics],
+        )

@@ -20,6 +20,10 @@ class Settings:
     workers: int = _setting(16, "worker threads, and so RPCs handled at once")
     max_message_bytes: int = _setting(4 * 1024 * 1024, "largest request or response message, in bytes")
     max_template_bytes: int = _setting(64 * 1024, "largest template_text, in UTF-8 bytes")
+    max_records_per_message: int = _setting(
+        1000, "most records in one message of StreamUsage / StreamTraceOutcomes"
+    )
+    max_stream_errors: int = _setting(100, "most RecordErrors listed in one IngestSummary")
     grace_seconds: float = _setting(10.0, "on SIGTERM/SIGINT, how long in-flight RPCs may finish")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
@@ -59,7 +63,8 @@ def from_args(args: argparse.Namespace | None = None, **overrides) -> Settings:
             try:
                 values[f.name] = type(f.default)(raw)
             except ValueError:
-                raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid {type(f.default).__name__}")
+                kind = type(f.default).__name__
+                raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid {kind}") from None
         flag = getattr(args, f.name, None) if args is not None else None
         if flag is not None:
             values[f.name] = flag

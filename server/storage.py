@@ -13,13 +13,21 @@ from urllib.parse import urlparse
 from peewee import Database, PostgresqlDatabase
 from playhouse.db_url import connect
 
-from .models import MODELS, Setting, db
+from .models import ANALYTICS_MODELS, MODELS, PromptVersion, Setting, VersionCheckpoint, db
 
-SCHEMA_VERSION = 1
 
-# Migrations from version N-1 to N, run in order inside one transaction each.
-# An existing database at an older version is brought forward on start.
-MIGRATIONS: dict[int, Callable[[], None]] = {}
+def _add_analytics() -> None:
+    db.create_tables(ANALYTICS_MODELS)
+    # Every version has a checkpoint from birth: ingestion locks it.
+    VersionCheckpoint.insert_from(
+        PromptVersion.select(PromptVersion.id), [VersionCheckpoint.version]
+    ).execute()
+
+
+# Migrations from version N-1 to N, run in order inside the start-up
+# transaction. An existing database at an older version is brought forward.
+MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics}
+SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
 # WAL lets readers run beside the one writer; synchronous=FULL makes every
 # acknowledged commit survive a power cut, not only a crash of the process;
@@ -72,7 +80,7 @@ def init_schema() -> int:
         if db.table_exists(Setting._meta.table_name):
             row = Setting.get_or_none(Setting.key == "schema_version")
         if row is None:
-            db.create_tables(MODELS)
+            db.create_tables(MODELS + ANALYTICS_MODELS)
             Setting.insert_many(
                 [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)},

@@ -1,0 +1,484 @@
+"""Ingestion and aggregation: trace outcomes, usage links, comparisons.
+
+How the five storage invariants of DESIGN.md hold:
+- Each batch is one transaction: it commits whole or leaves nothing.
+- Idempotency is unique keys: (account, trace_id) on traces, (version,
+  trace, span) on links, (version, trace, kind) on observations.
+- A link and an outcome for one trace serialize on the trace's row lock, so
+  whichever comes second writes the observation that joins them.
+- Observations are append-only; a version's checkpoint folds them in id order
+  and a comparison reads the checkpoint plus the short tail after it.
+- On PostgreSQL a writer holds a SHARE lock on the checkpoints of the
+  versions it adds observations to, and a fold takes the row FOR UPDATE:
+  so a fold never passes over a lower id that is not yet committed.
+"""
+
+import logging
+import math
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from . import validation
+from .accounts import Caller
+from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
+from .models import (
+    OBSERVATION_LINKED,
+    OBSERVATION_OUTCOME,
+    Observation,
+    Prompt,
+    PromptVersion,
+    Trace,
+    UsageLink,
+    VersionCheckpoint,
+    db,
+    utcnow,
+)
+from .sketch import LatencySketch
+from .storage import is_postgres
+
+log = logging.getLogger("promptgauge.analytics")
+
+RECORDED = "recorded"
+DUPLICATE = "duplicate"
+
+# A version's checkpoint advances once this many observations wait after it,
+# so a comparison never reads more than about this many rows per version.
+FOLD_AT = 1000
+_CHUNK = 500  # rows per INSERT statement
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+
+
+def canonical_trace_id(raw: str, field: str = "trace_id") -> str:
+    """A UUID or a 32-hex OpenTelemetry trace id, as 32 lower-case hex digits."""
+    value = raw.strip().lower()
+    if len(value) == 36:
+        try:
+            value = uuid.UUID(value).hex
+        except ValueError:
+            value = ""
+    if not _HEX32.fullmatch(value) or value == "0" * 32:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise InvalidArgument(
+            f"{field} {shown!r} is neither a UUID nor a 32-hex-digit OpenTelemetry trace id "
+            "(all zeros is invalid)" if raw else f"{field} is required",
+            field=field,
+            reason="INVALID_TRACE_ID" if raw else "EMPTY_FIELD",
+        )
+    return value
+
+
+def _check_amount(value: float | None, field: str) -> float | None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise InvalidArgument(
+            f"{field} must be a finite, non-negative number, got {value}",
+            field=field,
+            reason="INVALID_NUMBER",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Outcome:
+    trace_id: str
+    success: bool | None
+    total_cost_usd: float | None
+    duration_ms: float | None
+
+    @classmethod
+    def checked(cls, trace_id: str, success, total_cost_usd, duration_ms) -> "Outcome":
+        outcome = cls(
+            canonical_trace_id(trace_id),
+            success,
+            _check_amount(total_cost_usd, "total_cost_usd"),
+            _check_amount(duration_ms, "duration_ms"),
+        )
+        if success is None and total_cost_usd is None and duration_ms is None:
+            raise InvalidArgument(
+                "an outcome must carry at least one of success, total_cost_usd, duration_ms",
+                field="outcome",
+                reason="EMPTY_OUTCOME",
+            )
+        return outcome
+
+    def signals(self) -> tuple:
+        return (self.success, self.total_cost_usd, self.duration_ms)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_name: str
+    prompt_version: int
+    trace_id: str
+    span_id: str  # "" links the trace as a whole
+
+    @classmethod
+    def checked(cls, prompt_name: str, prompt_version: int, trace_id: str, span_id: str | None) -> "Usage":
+        validation.check_name(prompt_name, "prompt_name")
+        validation.check_version(prompt_version, "prompt_version")
+        if span_id is not None and (len(span_id) > 128 or not _PRINTABLE.fullmatch(span_id)):
+            raise InvalidArgument(
+                "span_id must be 1-128 printable ASCII characters, not starting or ending "
+                "with a space",
+                field="span_id",
+                reason="INVALID_SPAN_ID",
+            )
+        return cls(prompt_name, prompt_version, canonical_trace_id(trace_id), span_id or "")
+
+
+Result = str | DomainError  # RECORDED, DUPLICATE, or why the record was rejected
+
+
+@dataclass(frozen=True)
+class VersionMetrics:
+    version: int
+    template_text: str
+    total_traces: int
+    success_rate: float | None
+    avg_cost_usd: float | None
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None
+
+
+@dataclass
+class _Tally:
+    """A version's counters: a checkpoint's, plus observations folded in."""
+
+    total_traces: int = 0
+    success_n: int = 0
+    success_true: int = 0
+    cost_n: int = 0
+    cost_sum: float = 0.0
+    duration_n: int = 0
+    duration_sum: float = 0.0
+
+    @classmethod
+    def of(cls, cp: VersionCheckpoint) -> "_Tally":
+        return cls(cp.total_traces, cp.success_n, cp.success_true, cp.cost_n, cp.cost_sum,
+                   cp.duration_n, cp.duration_sum)
+
+    def add(self, obs: Observation) -> float | None:
+        """Fold one observation; return its duration, for the sketch."""
+        if obs.kind == OBSERVATION_LINKED:
+            self.total_traces += 1
+            return None
+        if obs.success is not None:
+            self.success_n += 1
+            self.success_true += bool(obs.success)
+        if obs.total_cost_usd is not None:
+            self.cost_n += 1
+            self.cost_sum += obs.total_cost_usd
+        if obs.duration_ms is not None:
+            self.duration_n += 1
+            self.duration_sum += obs.duration_ms
+        return obs.duration_ms
+
+
+def _chunks(rows: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> dict[str, Trace]:
+    """The trace rows of these ids, created if new, locked for this transaction."""
+    ids = sorted(set(trace_ids))  # one lock order for every writer: no deadlocks
+    for chunk in _chunks(ids):
+        Trace.insert_many(
+            [{"account": caller.account_id, "trace_id": t} for t in chunk]
+        ).on_conflict_ignore().execute()
+    rows: dict[str, Trace] = {}
+    for chunk in _chunks(ids):
+        query = (
+            Trace.select()
+            .where((Trace.account == caller.account_id) & Trace.trace_id.in_(list(chunk)))
+            .order_by(Trace.trace_id)
+        )
+        if is_postgres():
+            query = query.for_update()
+        rows.update((t.trace_id, t) for t in query)
+    return rows
+
+
+def _add_observations(rows: list[dict]) -> None:
+    """Append observations, holding their versions' checkpoints against a fold."""
+    if not rows:
+        return
+    if is_postgres():
+        versions = sorted({r["version"] for r in rows}, key=str)
+        list(
+            VersionCheckpoint.select(VersionCheckpoint.version)
+            .where(VersionCheckpoint.version.in_(versions))
+            .order_by(VersionCheckpoint.version)
+            .for_update("FOR SHARE")
+        )
+    for chunk in _chunks(rows):
+        Observation.insert_many(chunk).on_conflict_ignore().execute()
+
+
+def _outcome_row(version_id, trace: Trace | int, outcome) -> dict:
+    return {
+        "version": version_id,
+        "trace": trace,
+        "kind": OBSERVATION_OUTCOME,
+        "success": outcome.success,
+        "total_cost_usd": outcome.total_cost_usd,
+        "duration_ms": outcome.duration_ms,
+    }
+
+
+class Analytics:
+    """Every AnalyticsService operation."""
+
+    def __init__(self, fold_at: int = FOLD_AT):
+        self.fold_at = fold_at
+
+    # -- ingestion ----------------------------------------------------------
+
+    def record_outcomes(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
+        """Store a batch of (trace_id, success, cost, duration) in one transaction."""
+        results: list[Result] = [RECORDED] * len(items)
+        valid: list[tuple[int, Outcome]] = []
+        for i, item in enumerate(items):
+            try:
+                valid.append((i, Outcome.checked(*item)))
+            except DomainError as error:
+                results[i] = error
+        if not valid:
+            return results
+        touched: set = set()
+        with db.atomic():
+            traces = _lock_traces(caller, (o.trace_id for _, o in valid))
+            new: dict[int, Outcome] = {}
+            for i, outcome in valid:
+                row = traces[outcome.trace_id]
+                stored = new.get(row.id) or (
+                    Outcome(row.trace_id, row.success, row.total_cost_usd, row.duration_ms)
+                    if row.has_outcome
+                    else None
+                )
+                if stored is None:
+                    new[row.id] = outcome
+                elif stored.signals() == outcome.signals():
+                    results[i] = DUPLICATE
+                else:
+                    results[i] = AlreadyExists(
+                        f"trace {outcome.trace_id} already has a different outcome "
+                        f"(success={stored.success}, total_cost_usd={stored.total_cost_usd}, "
+                        f"duration_ms={stored.duration_ms}); an outcome is recorded once",
+                        field="trace_id",
+                        reason="OUTCOME_CONFLICT",
+                    )
+            now = utcnow()
+            for trace_pk, outcome in new.items():
+                Trace.update(
+                    has_outcome=True,
+                    success=outcome.success,
+                    total_cost_usd=outcome.total_cost_usd,
+                    duration_ms=outcome.duration_ms,
+                    outcome_time=now,
+                ).where(Trace.id == trace_pk).execute()
+            observations = []
+            for chunk in _chunks(list(new)):
+                links = (
+                    UsageLink.select(UsageLink.version, UsageLink.trace)
+                    .where(UsageLink.trace.in_(list(chunk)))
+                    .distinct()
+                )
+                for link in links:
+                    observations.append(_outcome_row(link.version_id, link.trace_id, new[link.trace_id]))
+                    touched.add(link.version_id)
+            _add_observations(observations)
+        self._fold_if_due(touched)
+        return results
+
+    def record_usage(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
+        """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links."""
+        results: list[Result] = [RECORDED] * len(items)
+        valid: list[tuple[int, Usage]] = []
+        for i, item in enumerate(items):
+            try:
+                valid.append((i, Usage.checked(*item)))
+            except DomainError as error:
+                results[i] = error
+        versions = self._version_ids(caller, {u.prompt_name for _, u in valid})
+        todo = []
+        for i, usage in valid:
+            version_id = versions.get((usage.prompt_name, usage.prompt_version))
+            if version_id is None:
+                results[i] = NotFound(
+                    f"prompt {usage.prompt_name!r} has no version {usage.prompt_version}",
+                    field="prompt_version",
+                    reason="VERSION_NOT_FOUND",
+                )
+            else:
+                todo.append((i, usage, version_id))
+        if not todo:
+            return results
+        touched: set = set()
+        with db.atomic():
+            traces = _lock_traces(caller, (u.trace_id for _, u, _ in todo))
+            trace_pks = [t.id for t in traces.values()]
+            links: set = set()
+            for chunk in _chunks(trace_pks):
+                query = UsageLink.select(UsageLink.version, UsageLink.trace, UsageLink.span_id)
+                links.update(
+                    (link.version_id, link.trace_id, link.span_id)
+                    for link in query.where(UsageLink.trace.in_(list(chunk)))
+                )
+            pairs = {(version, trace) for version, trace, _ in links}
+            new_links, observations = [], []
+            for i, usage, version_id in todo:
+                trace = traces[usage.trace_id]
+                key = (version_id, trace.id, usage.span_id)
+                if key in links:
+                    results[i] = DUPLICATE
+                    continue
+                links.add(key)
+                new_links.append({"version": version_id, "trace": trace.id, "span_id": usage.span_id})
+                if (version_id, trace.id) in pairs:
+                    continue
+                pairs.add((version_id, trace.id))
+                touched.add(version_id)
+                observations.append(
+                    {"version": version_id, "trace": trace.id, "kind": OBSERVATION_LINKED}
+                )
+                if trace.has_outcome:
+                    observations.append(_outcome_row(version_id, trace.id, trace))
+            for chunk in _chunks(new_links):
+                UsageLink.insert_many(chunk).on_conflict_ignore().execute()
+            _add_observations(observations)
+        self._fold_if_due(touched)
+        return results
+
+    def _version_ids(self, caller: Caller, names: set[str]) -> dict[tuple[str, int], object]:
+        if not names:
+            return {}
+        query = (
+            PromptVersion.select(PromptVersion.id, PromptVersion.version, Prompt.name)
+            .join(Prompt)
+            .where((Prompt.account == caller.account_id) & Prompt.name.in_(sorted(names)))
+        )
+        return {(row.prompt.name, row.version): row.id for row in query}
+
+    # -- aggregation --------------------------------------------------------
+
+    def compare(self, caller: Caller, name: str) -> list[VersionMetrics]:
+        """Metrics of every version of a prompt, by version ascending."""
+        validation.check_name(name)
+        prompt = Prompt.get_or_none((Prompt.account == caller.account_id) & (Prompt.name == name))
+        if prompt is None:
+            raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
+        versions = list(
+            PromptVersion.select(PromptVersion.id, PromptVersion.version, PromptVersion.template_text)
+            .where(PromptVersion.prompt == prompt)
+            .order_by(PromptVersion.version)
+        )
+        checkpoints = {
+            cp.version_id: cp
+            for cp in VersionCheckpoint.select().where(
+                VersionCheckpoint.version.in_([v.id for v in versions])
+            )
+        }
+        tallies = {vid: _Tally.of(cp) for vid, cp in checkpoints.items()}
+        durations: dict = {vid: [] for vid in checkpoints}
+        tail_sizes: dict = dict.fromkeys(checkpoints, 0)
+        if checkpoints:
+            # The tail after each checkpoint as read above: observations are
+            # append-only, so this stays right even if a fold commits meanwhile.
+            after = None
+            for vid, cp in checkpoints.items():
+                term = (Observation.version == vid) & (Observation.id > cp.last_observation_id)
+                after = term if after is None else after | term
+            for obs in Observation.select().where(after):
+                tail_sizes[obs.version_id] += 1
+                duration = tallies[obs.version_id].add(obs)
+                if duration is not None:
+                    durations[obs.version_id].append(duration)
+        metrics = []
+        for v in versions:
+            t = tallies.get(v.id, _Tally())
+            cp = checkpoints.get(v.id)
+            sketch = LatencySketch.from_bytes(cp.sketch if cp else None)
+            metrics.append(
+                VersionMetrics(
+                    version=v.version,
+                    template_text=v.template_text,
+                    total_traces=t.total_traces,
+                    success_rate=t.success_true / t.success_n if t.success_n else None,
+                    avg_cost_usd=t.cost_sum / t.cost_n if t.cost_n else None,
+                    avg_latency_ms=t.duration_sum / t.duration_n if t.duration_n else None,
+                    p95_latency_ms=sketch.quantile(0.95, durations.get(v.id, ())),
+                )
+            )
+        self._fold_if_due({vid for vid, n in tail_sizes.items() if n >= self.fold_at}, counted=True)
+        return metrics
+
+    # -- checkpoints --------------------------------------------------------
+
+    def _fold_if_due(self, version_ids: set, counted: bool = False) -> None:
+        """Advance the checkpoints of versions whose tail reached fold_at.
+
+        The batch that triggered it is committed already: a fold that fails
+        loses nothing, and the next batch or comparison tries again."""
+        for vid in version_ids:
+            try:
+                if counted or self.tail_size(vid) >= self.fold_at:
+                    self.fold(vid)
+            except Exception:  # noqa: BLE001 - derived state only; logged, retried later
+                log.warning("checkpoint fold of version %s failed; it will be retried", vid, exc_info=True)
+
+    def tail_size(self, version_id) -> int:
+        """Observations after a version's checkpoint (counting at most fold_at)."""
+        cp = VersionCheckpoint.get_by_id(version_id)
+        tail = (
+            Observation.select(Observation.id)
+            .where((Observation.version == version_id) & (Observation.id > cp.last_observation_id))
+            .limit(self.fold_at)
+        )
+        return tail.count()
+
+    def fold(self, version_id, limit: int = 100_000) -> int:
+        """Fold up to `limit` observations into a version's checkpoint; return how many."""
+        with db.atomic():
+            query = VersionCheckpoint.select().where(VersionCheckpoint.version == version_id)
+            if is_postgres():
+                query = query.for_update()
+            cp = query.get()
+            rows = list(
+                Observation.select()
+                .where((Observation.version == version_id) & (Observation.id > cp.last_observation_id))
+                .order_by(Observation.id)
+                .limit(limit)
+            )
+            if not rows:
+                return 0
+            tally = _Tally.of(cp)
+            durations = [d for d in map(tally.add, rows) if d is not None]
+            sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
+            # Guarded by the last folded id: a checkpoint moved by anyone else
+            # since it was read is left alone, never folded twice.
+            updated = (
+                VersionCheckpoint.update(
+                    last_observation_id=rows[-1].id,
+                    sketch=sketch.to_bytes(),
+                    **vars(tally),
+                )
+                .where(
+                    (VersionCheckpoint.version == version_id)
+                    & (VersionCheckpoint.last_observation_id == cp.last_observation_id)
+                )
+                .execute()
+            )
+            return len(rows) if updated else 0
+
+    def rebuild(self, version_id) -> None:
+        """Recompute a version's checkpoint from its observations alone."""
+        with db.atomic():
+            VersionCheckpoint.update(
+                last_observation_id=0, sketch=None, **vars(_Tally())
+            ).where(VersionCheckpoint.version == version_id).execute()
+        while self.fold(version_id):
+            pass
