@@ -2,9 +2,12 @@
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+
+from promptgauge.client import PromptGaugeError
 
 from . import accounts, storage
 from .errors import DomainError
@@ -79,6 +82,23 @@ def cmd_keys_revoke(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from promptgauge.client import PromptGaugeClient
+    from promptgauge.client.format import comparison_table
+
+    api_key = args.api_key or os.environ.get("PROMPTGAUGE_API_KEY")
+    if not api_key:
+        print("promptgauge: give --api-key or set PROMPTGAUGE_API_KEY", file=sys.stderr)
+        return 2
+    with PromptGaugeClient(args.target, api_key) as pg:
+        try:
+            print(comparison_table(pg.compare_prompt_versions(args.name)))
+        except PromptGaugeError as error:
+            print(f"promptgauge: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -118,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     kr = with_db(keys.add_parser("revoke", help="revoke a key at once"))
     kr.add_argument("key_id")
     kr.set_defaults(run=cmd_keys_revoke)
+
+    compare = commands.add_parser("compare", help="print a prompt's per-version metrics as a table")
+    compare.add_argument("name")
+    compare.add_argument(
+        "--target",
+        default=os.environ.get("PROMPTGAUGE_TARGET", "127.0.0.1:50051"),
+        help="server address HOST:PORT (env PROMPTGAUGE_TARGET; default 127.0.0.1:50051)",
+    )
+    compare.add_argument("--api-key", help="API key (env PROMPTGAUGE_API_KEY)")
+    compare.set_defaults(run=cmd_compare)
 
     demo = commands.add_parser("demo", help="run a walk-through on a temporary SQLite database")
     demo.set_defaults(run=cmd_demo)

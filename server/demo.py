@@ -1,9 +1,14 @@
 """`promptgauge demo`: a walk-through on a fresh temporary SQLite database."""
 
+import random
+import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from promptgauge.client import PromptGaugeClient
+from promptgauge.client.format import comparison_table
+from promptgauge.v1 import analytics_pb2
 
 from . import accounts, storage
 from .app import start_server
@@ -13,6 +18,70 @@ NAME = "support-classifier"
 V1 = "You are a support classifier. Categorize the following ticket: {ticket_text}"
 V2 = "You are an expert support classifier. Think step by step before categorizing: {ticket_text}"
 TICKET = "My invoice shows a double charge for October."
+TRACES_PER_VERSION = 2500
+BATCH = 500
+# What each version's runs look like: v2 thinks step by step, so it succeeds
+# more often and costs a little more time and money.
+PROFILES = {
+    1: {"success": 0.72, "cost_usd": 0.0031, "median_ms": 1650.0},
+    2: {"success": 0.89, "cost_usd": 0.0048, "median_ms": 1980.0},
+}
+
+
+def _synthetic_traces(rng: random.Random):
+    """(usage record, outcome) pairs for both versions, interleaved."""
+    for _ in range(TRACES_PER_VERSION):
+        for version, p in PROFILES.items():
+            trace_id = str(uuid.UUID(int=rng.getrandbits(128)))
+            usage = analytics_pb2.UsageRecord(prompt_name=NAME, prompt_version=version, trace_id=trace_id)
+            outcome = analytics_pb2.TraceOutcome(
+                trace_id=trace_id,
+                success=rng.random() < p["success"],
+                total_cost_usd=round(rng.gauss(p["cost_usd"], p["cost_usd"] * 0.2), 6) or 0.0,
+                duration_ms=round(rng.lognormvariate(0, 0.45) * p["median_ms"], 1),
+            )
+            outcome.total_cost_usd = max(outcome.total_cost_usd, 0.0)
+            yield usage, outcome
+
+
+class _Progress:
+    """A one-line progress bar on a terminal, a few plain lines elsewhere."""
+
+    def __init__(self, total: int, label: str, out):
+        self.total, self.label, self.out = total, label, out
+        self.tty = out is print and sys.stdout.isatty()
+        self.shown = -1
+
+    def update(self, done: int) -> None:
+        percent = done * 100 // self.total
+        if self.tty:
+            bar = "#" * (percent // 4)
+            sys.stdout.write(f"\r    {self.label} [{bar:<25}] {percent:3d}% {done:,}/{self.total:,}")
+            if done == self.total:
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+        elif percent // 25 > self.shown:
+            self.shown = percent // 25
+            self.out(f"    {self.label}: {done:,}/{self.total:,} ({percent}%)")
+
+
+def _stream_traces(pg: PromptGaugeClient, out) -> None:
+    pairs = list(_synthetic_traces(random.Random(7)))
+    progress = _Progress(2 * len(pairs), "streaming", out)
+    sent = 0
+
+    def batches(items):
+        nonlocal sent
+        for start in range(0, len(items), BATCH):
+            batch = items[start : start + BATCH]
+            yield batch
+            sent += len(batch)
+            progress.update(sent)
+
+    usage = pg.stream_usage(batches([u for u, _ in pairs]), timeout=120)
+    outcomes = pg.stream_trace_outcomes(batches([o for _, o in pairs]), timeout=120)
+    out(f"    usage records: {usage.recorded:,} recorded, {usage.rejected} rejected;"
+        f" outcomes: {outcomes.recorded:,} recorded, {outcomes.rejected} rejected")
 
 
 def _show_versions(pg: PromptGaugeClient, out) -> None:
@@ -52,6 +121,13 @@ def run_demo(out=print) -> int:
                 pg.activate_prompt_version(NAME, 2)
                 out(f"6. Rolled forward: active is now v{pg.get_prompt_version(NAME).version}.")
                 _show_versions(pg, out)
+
+                out(f"7. Streaming {TRACES_PER_VERSION:,} synthetic agent runs per version"
+                    " (usage links, then outcomes):")
+                _stream_traces(pg, out)
+
+                out("8. Comparing the versions:\n")
+                out(comparison_table(pg.compare_prompt_versions(NAME)))
         finally:
             running.stop(grace=1)
     out("\nDone. The database was temporary; run `promptgauge serve` for a real one.")

@@ -19,9 +19,9 @@ from .models import ANALYTICS_MODELS, MODELS, PromptVersion, Setting, VersionChe
 def _add_analytics() -> None:
     db.create_tables(ANALYTICS_MODELS)
     # Every version has a checkpoint from birth: ingestion locks it.
-    VersionCheckpoint.insert_from(
-        PromptVersion.select(PromptVersion.id), [VersionCheckpoint.version]
-    ).execute()
+    ids = [v.id for v in PromptVersion.select(PromptVersion.id)]
+    for start in range(0, len(ids), 500):
+        VersionCheckpoint.insert_many([{"version": i} for i in ids[start : start + 500]]).execute()
 
 
 # Migrations from version N-1 to N, run in order inside the start-up
