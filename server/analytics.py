@@ -182,6 +182,19 @@ def _chunks(rows: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
         yield rows[start : start + size]
 
 
+def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
+    """Results so far (RECORDED until shown otherwise, or why a record is
+    invalid) and the valid records with their indexes."""
+    results: list[Result] = [RECORDED] * len(items)
+    valid = []
+    for i, item in enumerate(items):
+        try:
+            valid.append((i, check(*item)))
+        except DomainError as error:
+            results[i] = error
+    return results, valid
+
+
 def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> dict[str, Trace]:
     """The trace rows of these ids, created if new, locked for this transaction."""
     ids = sorted(set(trace_ids))  # one lock order for every writer: no deadlocks
@@ -239,13 +252,7 @@ class Analytics:
 
     def record_outcomes(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
         """Store a batch of (trace_id, success, cost, duration) in one transaction."""
-        results: list[Result] = [RECORDED] * len(items)
-        valid: list[tuple[int, Outcome]] = []
-        for i, item in enumerate(items):
-            try:
-                valid.append((i, Outcome.checked(*item)))
-            except DomainError as error:
-                results[i] = error
+        results, valid = _checked(items, Outcome.checked)
         if not valid:
             return results
         touched: set = set()
@@ -296,13 +303,7 @@ class Analytics:
 
     def record_usage(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
         """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links."""
-        results: list[Result] = [RECORDED] * len(items)
-        valid: list[tuple[int, Usage]] = []
-        for i, item in enumerate(items):
-            try:
-                valid.append((i, Usage.checked(*item)))
-            except DomainError as error:
-                results[i] = error
+        results, valid = _checked(items, Usage.checked)
         versions = self._version_ids(caller, {u.prompt_name for _, u in valid})
         todo = []
         for i, usage in valid:
