@@ -17,7 +17,7 @@ from .accounts import Caller
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .models import Prompt, PromptVersion, VersionCheckpoint, db
 from .storage import is_postgres
-from .validation import INT32_MAX, check_name, check_page_size, check_version
+from .validation import INT32_MAX, check_name, check_page_size, check_text, check_version
 
 MAX_DESCRIPTION_CHARS = 4096
 # A create that keeps losing races (only possible under heavy contention on
@@ -117,6 +117,8 @@ class PromptRegistry:
                 field="description",
                 reason="DESCRIPTION_TOO_LONG",
             )
+        check_text(template_text, "template_text")
+        check_text(description, "description")
         variables = templates.parse(template_text).variables
         for _ in range(_CREATE_ATTEMPTS):
             try:
@@ -214,6 +216,10 @@ class PromptRegistry:
         """Every version of the account: name ascending, then version descending."""
         size = check_page_size(page_size)
         scope = {"op": "ListPrompts", "account": caller.account_id}
+        # Names sort by code point on every backend: a PostgreSQL database
+        # with a linguistic collation (en_US...) would otherwise order
+        # "a_a" before "a-c" before "a0", unlike SQLite.
+        name_key = Prompt.name.collate('"C"') if is_postgres() else Prompt.name
         query = (
             PromptVersion.select(PromptVersion, Prompt.name, Prompt.active_version)
             .join(Prompt)
@@ -222,11 +228,11 @@ class PromptRegistry:
         if page_token:
             after_name, after_version = page_tokens.decode(self.page_token_key, page_token, scope)
             query = query.where(
-                (Prompt.name > after_name)
+                (name_key > after_name)
                 | ((Prompt.name == after_name) & (PromptVersion.version < after_version))
             )
         rows = list(
-            query.order_by(Prompt.name, PromptVersion.version.desc()).limit(size + 1).objects()
+            query.order_by(name_key, PromptVersion.version.desc()).limit(size + 1).objects()
         )
         views = [_view(r, r.name, r.active_version) for r in rows[:size]]
         token = ""

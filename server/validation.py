@@ -35,6 +35,17 @@ def check_version(value: int, field: str = "version") -> int:
     return value
 
 
+def check_text(value: str, field: str) -> str:
+    """Free text that every backend can store: PostgreSQL text cannot hold NUL."""
+    if "\x00" in value:
+        raise InvalidArgument(
+            f"{field} must not contain NUL (\\x00) characters",
+            field=field,
+            reason="INVALID_CHARACTER",
+        )
+    return value
+
+
 def check_page_size(value: int) -> int:
     """page_size 1-200; 0 means the default, 50."""
     if value == 0:
