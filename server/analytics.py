@@ -16,7 +16,6 @@ How the five storage invariants of DESIGN.md hold:
 import logging
 import math
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -49,17 +48,17 @@ FOLD_AT = 1000
 _CHUNK = 500  # rows per INSERT statement
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 
 
 def canonical_trace_id(raw: str, field: str = "trace_id") -> str:
     """A UUID or a 32-hex OpenTelemetry trace id, as 32 lower-case hex digits."""
     value = raw.strip().lower()
-    if len(value) == 36:
-        try:
-            value = uuid.UUID(value).hex
-        except ValueError:
-            value = ""
+    if _UUID.fullmatch(value):
+        # Dashes only where a UUID has them: uuid.UUID() would take 32 hex
+        # digits with dashes anywhere ("----" + 32 hex, misplaced groups).
+        value = value.replace("-", "")
     if not _HEX32.fullmatch(value) or value == "0" * 32:
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
         raise InvalidArgument(
@@ -343,9 +342,17 @@ class Analytics:
                     continue
                 pairs.add((version_id, trace.id))
                 touched.add(version_id)
-                observations.append(
-                    {"version": version_id, "trace": trace.id, "kind": OBSERVATION_LINKED}
-                )
+                # Every row with every column: insert_many takes its columns
+                # from the first row, and would drop an outcome row's signals
+                # after a linked row that lacks them.
+                observations.append({
+                    "version": version_id,
+                    "trace": trace.id,
+                    "kind": OBSERVATION_LINKED,
+                    "success": None,
+                    "total_cost_usd": None,
+                    "duration_ms": None,
+                })
                 if trace.has_outcome:
                     observations.append(_outcome_row(version_id, trace.id, trace))
             for chunk in _chunks(new_links):
