@@ -1,0 +1,40 @@
+"""generated/ is exactly what scripts/gen_protos.py makes from protos/."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "generated"
+
+
+def _load_gen_protos():
+    spec = importlib.util.spec_from_file_location("gen_protos", ROOT / "scripts" / "gen_protos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_generated_code_matches_the_protos(tmp_path):
+    _load_gen_protos().generate(tmp_path)
+    fresh, committed = _files(tmp_path), _files(GENERATED)
+    assert fresh, "gen_protos.py generated nothing"
+    missing = sorted(set(fresh) - set(committed))
+    extra = sorted(set(committed) - set(fresh))
+    differ = sorted(name for name in set(fresh) & set(committed) if fresh[name] != committed[name])
+    problems = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (("missing from generated/", missing), ("not made by protoc", extra),
+                             ("out of date", differ))
+        if names
+    ]
+    assert not problems, (
+        "generated/ is stale (" + "; ".join(problems) + "). Regenerate it with: python scripts/gen_protos.py"
+    )
