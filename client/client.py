@@ -1,6 +1,11 @@
 """PromptGaugeClient: typed calls with deadlines and status-coded errors."""
 
+import itertools
+import os
+import random
+import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -46,11 +51,52 @@ class PromptGaugeError(Exception):
         return cls(error.code(), error.details() or "", reason, field)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How an idempotent call is tried again after a transient failure:
+    exponential backoff with full jitter, `max_attempts` tries in all."""
+
+    max_attempts: int = 5
+    initial_backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 5.0
+    multiplier: float = 2.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before try number `attempt` + 1 (attempt counts from 1)."""
+        growth = self.multiplier ** (attempt - 1)
+        ceiling = min(self.max_backoff_seconds, self.initial_backoff_seconds * growth)
+        return random.uniform(0, ceiling)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+_sleep = time.sleep  # the backoff's wait; tests put a hook here
+
+# Safe to try again only where a repeat cannot change the outcome: every
+# promptgauge call but CreatePromptVersion is idempotent (a usage record or an
+# outcome sent twice is stored once), so UNAVAILABLE (the server was not
+# reached, is shutting down, or lost its database) and DEADLINE_EXCEEDED (it
+# may or may not have stored the call) are retried there.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:
+    """PEM bytes given as such, or read from a file path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as f:
+        return f.read()
+
+
 class PromptGaugeClient:
     """A connection to a promptgauge server, authenticated with one API key.
 
     >>> with PromptGaugeClient("127.0.0.1:50051", api_key) as pg:
     ...     pg.create_prompt_version("support-classifier", "Classify: {ticket}")
+
+    TLS: `tls=True` verifies the server against the system's roots, or
+    against `root_certificates` (PEM bytes or a file path); `client_certificate`
+    and `client_key` present a certificate for mutual TLS. Idempotent calls are
+    retried on UNAVAILABLE and DEADLINE_EXCEEDED as `retry` says.
     """
 
     def __init__(
@@ -59,12 +105,28 @@ class PromptGaugeClient:
         api_key: str,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        tls: bool = False,
+        root_certificates: bytes | str | os.PathLike | None = None,
+        client_certificate: bytes | str | os.PathLike | None = None,
+        client_key: bytes | str | os.PathLike | None = None,
+        retry: RetryPolicy = RetryPolicy(),
         channel: grpc.Channel | None = None,
         options: list[tuple[str, object]] | None = None,
     ):
-        self._channel = channel or grpc.insecure_channel(target, options=options or [])
+        if channel is None:
+            if tls or root_certificates or client_certificate or client_key:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=_pem(root_certificates),
+                    private_key=_pem(client_key),
+                    certificate_chain=_pem(client_certificate),
+                )
+                channel = grpc.secure_channel(target, credentials, options=options or [])
+            else:
+                channel = grpc.insecure_channel(target, options=options or [])
+        self._channel = channel
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self.timeout = timeout
+        self.retry = retry
         self.prompts = prompts_pb2_grpc.PromptServiceStub(self._channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
 
@@ -77,11 +139,26 @@ class PromptGaugeClient:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method, request, timeout: float | None = None):
-        try:
-            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise PromptGaugeError.from_rpc_error(error) from None
+    def _call(self, method, request, timeout: float | None = None, idempotent: bool = True):
+        """Call `method` with `request` (or, for a stream, a function making a
+        fresh request iterator), retried as `self.retry` says when idempotent.
+        A retry waits for the channel to be ready (within its deadline), so a
+        server that comes back is reached as soon as it listens."""
+        policy = self.retry if idempotent else NO_RETRY
+        for number in itertools.count(1):
+            try:
+                return method(
+                    request() if callable(request) else request,
+                    timeout=timeout or self.timeout,
+                    metadata=self._metadata,
+                    wait_for_ready=True if number > 1 else None,
+                )
+            except grpc.RpcError as rpc_error:
+                error = PromptGaugeError.from_rpc_error(rpc_error)
+            if error.code not in RETRYABLE or number >= policy.max_attempts:
+                raise error
+            _sleep(policy.backoff(number))
+        raise AssertionError("unreachable")
 
     # -- PromptService ----------------------------------------------------
 
@@ -104,7 +181,7 @@ class PromptGaugeClient:
             parent_version=parent_version,
             activate=activate,
         )
-        return self._call(self.prompts.CreatePromptVersion, request).prompt_version
+        return self._call(self.prompts.CreatePromptVersion, request, idempotent=False).prompt_version
 
     def list_prompts(self, page_size: int = 0, page_token: str = "") -> prompts_pb2.ListPromptsResponse:
         """One page of every version of every prompt."""
@@ -184,18 +261,39 @@ class PromptGaugeClient:
         return self._call(self.analytics.RecordUsage, analytics_pb2.RecordUsageRequest(usage=usage)).status
 
     def stream_usage(
-        self, batches: Iterable[Iterable[analytics_pb2.UsageRecord]], timeout: float | None = None
+        self,
+        batches: Iterable[Iterable[analytics_pb2.UsageRecord]],
+        timeout: float | None = None,
+        *,
+        retry: bool = False,
     ) -> analytics_pb2.IngestSummary:
-        """Send batches of usage records as one stream; returns its summary."""
-        requests = (analytics_pb2.StreamUsageRequest(records=list(b)) for b in batches)
-        return self._call(self.analytics.StreamUsage, requests, timeout).summary
+        """Send batches of usage records as one stream; returns its summary.
+
+        `retry=True` sends the whole stream again after a retryable failure
+        (records stored already count as duplicates): `batches` must then be
+        a sequence that can be iterated again, such as a list."""
+        return self._call(
+            self.analytics.StreamUsage,
+            lambda: (analytics_pb2.StreamUsageRequest(records=list(b)) for b in batches),
+            timeout,
+            idempotent=retry,
+        ).summary
 
     def stream_trace_outcomes(
-        self, batches: Iterable[Iterable[analytics_pb2.TraceOutcome]], timeout: float | None = None
+        self,
+        batches: Iterable[Iterable[analytics_pb2.TraceOutcome]],
+        timeout: float | None = None,
+        *,
+        retry: bool = False,
     ) -> analytics_pb2.IngestSummary:
-        """Send batches of outcomes as one stream; returns its summary."""
-        requests = (analytics_pb2.StreamTraceOutcomesRequest(outcomes=list(b)) for b in batches)
-        return self._call(self.analytics.StreamTraceOutcomes, requests, timeout).summary
+        """Send batches of outcomes as one stream; returns its summary
+        (`retry` as in stream_usage)."""
+        return self._call(
+            self.analytics.StreamTraceOutcomes,
+            lambda: (analytics_pb2.StreamTraceOutcomesRequest(outcomes=list(b)) for b in batches),
+            timeout,
+            idempotent=retry,
+        ).summary
 
     def compare_prompt_versions(self, name: str) -> analytics_pb2.ComparePromptVersionsResponse:
         """Per-version traces, success rate, cost and latency, by version ascending."""

@@ -34,8 +34,10 @@ class Recorder:
 
     A batch goes out when it holds `max_batch` records, or `max_delay_seconds`
     after its first record, whichever comes first; `flush()` sends at once and
-    `close()` (or leaving the `with` block) sends what is left. A failed send
-    keeps its records for the next try and raises from the next call.
+    `close()` (or leaving the `with` block) sends what is left. A send that
+    fails with UNAVAILABLE or DEADLINE_EXCEEDED is retried with backoff, as
+    the client's RetryPolicy says; one that still fails keeps its records for
+    the next try and raises from the next call.
     """
 
     def __init__(
@@ -100,6 +102,12 @@ class Recorder:
         if full:
             self.flush()
 
+    @property
+    def pending(self) -> int:
+        """Records held and not yet acknowledged by the server."""
+        with self._lock:
+            return len(self._usage) + len(self._outcomes)
+
     def flush(self) -> RecorderTotals:
         """Send everything pending now; return the running totals."""
         with self._send_lock:
@@ -109,11 +117,15 @@ class Recorder:
                 self._first_at = None
             try:
                 # Links first, then outcomes; the server joins them in either order.
+                # Each stream is idempotent, so a retryable failure sends the
+                # whole of it again: what was stored counts as duplicates.
                 if usage:
-                    self.totals.add("usage", self.client.stream_usage(_messages(usage)))
+                    self.totals.add("usage", self.client.stream_usage(_messages(usage), retry=True))
                     usage = []
                 if outcomes:
-                    self.totals.add("outcomes", self.client.stream_trace_outcomes(_messages(outcomes)))
+                    self.totals.add(
+                        "outcomes", self.client.stream_trace_outcomes(_messages(outcomes), retry=True)
+                    )
             except Exception:
                 with self._lock:  # keep what was not acknowledged, for the next send
                     self._usage[:0] = usage

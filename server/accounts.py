@@ -6,6 +6,7 @@ there is nothing to guess from a leaked hash.
 """
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,13 +99,17 @@ def authenticate(authorization: str | None) -> Caller:
     scheme, _, plain = authorization.partition(" ")
     if scheme.lower() != "bearer" or not plain.strip():
         raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
+    digest = _hash(plain.strip())
     row = (
-        ApiKey.select(ApiKey.id, ApiKey.account, ApiKey.revoke_time)
-        .where(ApiKey.key_hash == _hash(plain.strip()))
+        ApiKey.select(ApiKey.id, ApiKey.account, ApiKey.key_hash, ApiKey.revoke_time)
+        .where(ApiKey.key_hash == digest)
         .first()
     )
-    # One message for unknown and revoked keys: a caller learns nothing about
-    # which keys exist.
-    if row is None or row.revoke_time is not None:
+    # The index lookup compares hashes, which tells a timing attacker nothing
+    # about the key; the final comparison is constant-time all the same. No
+    # cache: a revoked key fails at once, on every replica. One message for
+    # unknown and revoked keys, never echoing the key: a caller learns nothing
+    # about which keys exist.
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoke_time is not None:
         raise Unauthenticated("invalid or revoked API key")
     return Caller(account_id=row.account_id, key_id=row.id)

@@ -22,26 +22,30 @@ def _open(args) -> None:
 
 def cmd_serve(args) -> int:
     from .app import start_server
+    from .observability import configure_logging
 
     settings = from_args(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("promptgauge").info("settings: %s", settings.masked())
+    configure_logging(settings.log_level)
+    log = logging.getLogger("promptgauge")
+    log.info("settings: %s", settings.masked())
     running = start_server(settings)
     stop = threading.Event()
 
     def on_signal(signum, frame):
-        logging.getLogger("promptgauge").info(
-            "%s: stopping, in-flight calls have %.0fs", signal.Signals(signum).name, settings.grace_seconds
+        log.info(
+            "%s: stopping; in-flight calls have %.0fs, streams stop at their next message",
+            signal.Signals(signum).name,
+            settings.grace_seconds,
         )
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"promptgauge listening on {running.target}", flush=True)
+    metrics = f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""
+    print(f"promptgauge listening on {running.target}{metrics}", flush=True)
     stop.wait()
     running.stop()
+    log.info("stopped")
     return 0
 
 

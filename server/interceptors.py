@@ -1,8 +1,11 @@
 """What applies to every call: a database connection, the caller's identity,
-and the one mapping from domain errors to gRPC status codes."""
+the one mapping from domain errors to gRPC status codes, and the log line and
+metrics of each RPC."""
 
 import contextvars
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 import grpc
@@ -10,10 +13,13 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from peewee import InterfaceError, OperationalError
+from playhouse.pool import MaxConnectionsExceeded
 
 from . import errors
 from .accounts import Caller, authenticate
+from .health import DatabaseHealth, describe
 from .models import db
+from .observability import observe_rpc
 
 log = logging.getLogger("promptgauge.rpc")
 
@@ -30,17 +36,23 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
+# What a call meets when the database cannot serve it: try again later.
+_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
+
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+
 
 def current_caller() -> Caller:
     """The authenticated caller of the RPC running on this thread."""
     return _caller.get()
+
 
 def status_code_of(error: errors.DomainError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
     return grpc.StatusCode.UNKNOWN
+
 
 def to_status(error: errors.DomainError) -> status_pb2.Status:
     """google.rpc.Status with ErrorInfo (and BadRequest for a bad field)."""
@@ -66,8 +78,10 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
         packed.append(any_msg)
     return status_pb2.Status(code=code.value[0], message=error.message, details=packed)
 
+
 def abort(context: grpc.ServicerContext, error: errors.DomainError):
     context.abort_with_status(rpc_status.to_status(to_status(error)))
+
 
 class _Malformed:
     """Stands in for a request message whose bytes did not parse."""
@@ -81,11 +95,6 @@ def _checked(request):
             reason="MALFORMED_MESSAGE",
         )
     return request
-
-
-def _checked_stream(requests):
-    for request in requests:
-        yield _checked(request)
 
 
 def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHandler:
@@ -109,8 +118,7 @@ def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHan
             return _Malformed()
 
     def wrapped(request, context):
-        request = _checked_stream(request) if handler.request_streaming else request
-        return around(behavior, request, context)
+        return around(behavior, request, context, handler.request_streaming)
 
     return factory(
         wrapped,
@@ -121,29 +129,93 @@ def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHan
 
 class ServiceInterceptor(grpc.ServerInterceptor):
     """For each promptgauge RPC: a pooled connection for its span, the caller
-    authenticated from `authorization` metadata, and domain or database errors
-    turned into status codes. Health and reflection pass untouched."""
+    authenticated from `authorization` metadata, domain and database errors
+    turned into status codes, and one log line and one metric sample when it
+    ends. Health and reflection pass untouched.
+
+    `draining` set means the server is shutting down: a stream then stops
+    before its next message with UNAVAILABLE. What it stored so far is
+    committed and idempotent, so the client sends the whole stream again
+    (to another replica, or after the restart) and nothing is lost or doubled.
+    """
+
+    def __init__(self, health: DatabaseHealth | None = None, draining: threading.Event | None = None):
+        self.health = health
+        self.draining = draining or threading.Event()
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(_OWN_SERVICES):
             return handler
+        method = handler_call_details.method
         metadata = dict(handler_call_details.invocation_metadata or ())
         authorization = metadata.get("authorization")
-        return _wrap(handler, lambda behavior, request, context: self._run(
-            behavior, request, context, authorization
+        return _wrap(handler, lambda behavior, request, context, streaming: self._run(
+            method, behavior, self._messages(request) if streaming else request, context, authorization
         ))
 
-    def _run(self, behavior, request, context, authorization):
+    def _messages(self, requests):
+        for request in requests:
+            if self.draining.is_set():
+                raise errors.Unavailable(
+                    "the server is shutting down: send the stream again (records already "
+                    "stored count as duplicates, never twice)",
+                    reason="SHUTTING_DOWN",
+                )
+            yield _checked(request)
+
+    def _run(self, method, behavior, request, context, authorization):
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        account_id = None
         try:
+            if self.health is not None and not self.health.schema_ready:
+                raise errors.Unavailable(
+                    f"the database is unavailable ({self.health.last_error}); try again",
+                    reason="DATABASE_UNAVAILABLE",
+                )
             with db.connection_context():
-                token = _caller.set(authenticate(authorization))
+                caller = authenticate(authorization)
+                account_id = caller.account_id
+                token = _caller.set(caller)
                 try:
                     return behavior(_checked(request), context)
                 finally:
                     _caller.reset(token)
         except errors.DomainError as error:
+            code = status_code_of(error)
             abort(context, error)
-        except (OperationalError, InterfaceError) as error:
-            log.warning("database unavailable: %s", error)
-            abort(context, errors.Unavailable("the database is unavailable; try again"))
+        except _UNAVAILABLE_ERRORS as error:
+            code = grpc.StatusCode.UNAVAILABLE
+            if self.health is not None:
+                self.health.failed(error)
+            abort(context, errors.Unavailable(
+                f"the database is unavailable ({describe(error)}); try again",
+                reason="DATABASE_UNAVAILABLE",
+            ))
+        except grpc.RpcError:
+            # Reading the request stream failed: the client cancelled, or its
+            # deadline passed. The call is over; the work stops here.
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            return None
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", method)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
+        finally:
+            seconds = time.perf_counter() - started
+            observe_rpc(method, code.name, seconds)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %.1fms account=%s",
+                    method, code.name, seconds * 1000, account_id,
+                    extra={"fields": {
+                        "method": method,
+                        "code": code.name,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "account_id": account_id,
+                        "peer": context.peer(),
+                    }},
+                )

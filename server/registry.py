@@ -16,8 +16,8 @@ from . import page_tokens, templates
 from .accounts import Caller
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .models import Prompt, PromptVersion, VersionCheckpoint, db
-from .storage import is_postgres
-from .validation import INT32_MAX, check_name, check_page_size, check_text, check_version
+from .storage import is_postgres, setting
+from .validation import INT32_MAX, MAX_PAGE_SIZE, check_name, check_page_size, check_text, check_version
 
 MAX_DESCRIPTION_CHARS = 4096
 # A create that keeps losing races (only possible under heavy contention on
@@ -57,9 +57,18 @@ def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionV
 class PromptRegistry:
     """Every PromptService operation, for one server's limits."""
 
-    def __init__(self, max_template_bytes: int, page_token_key: bytes):
+    def __init__(self, max_template_bytes: int, max_page_size: int = MAX_PAGE_SIZE):
         self.max_template_bytes = max_template_bytes
-        self.page_token_key = page_token_key
+        self.max_page_size = max_page_size
+        self._page_token_key: bytes | None = None
+
+    @property
+    def page_token_key(self) -> bytes:
+        # Read on first use, inside an RPC: a server may start before its
+        # database answers (see app.DatabaseHealth).
+        if self._page_token_key is None:
+            self._page_token_key = bytes.fromhex(setting("page_token_key"))
+        return self._page_token_key
 
     # -- lookups ----------------------------------------------------------
 
@@ -214,7 +223,7 @@ class PromptRegistry:
         self, caller: Caller, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[VersionView], str]:
         """Every version of the account: name ascending, then version descending."""
-        size = check_page_size(page_size)
+        size = check_page_size(page_size, self.max_page_size)
         scope = {"op": "ListPrompts", "account": caller.account_id}
         # Names sort by code point on every backend: a PostgreSQL database
         # with a linguistic collation (en_US...) would otherwise order
@@ -245,7 +254,7 @@ class PromptRegistry:
     ) -> tuple[list[VersionView], str]:
         """The versions of one prompt, newest first."""
         check_name(name)
-        size = check_page_size(page_size)
+        size = check_page_size(page_size, self.max_page_size)
         prompt = self._prompt(caller, name)
         scope = {"op": "ListPromptVersions", "account": caller.account_id, "name": name}
         query = PromptVersion.select().where(PromptVersion.prompt == prompt)

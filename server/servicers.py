@@ -11,6 +11,7 @@ from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, promp
 from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
+from .observability import count_records
 from .registry import PromptRegistry, VersionView
 
 
@@ -97,12 +98,14 @@ def _usage_fields(usage: analytics_pb2.UsageRecord) -> tuple:
 class _Summary:
     """An IngestSummary being added up over a stream."""
 
-    def __init__(self, max_errors: int):
+    def __init__(self, kind: str, max_errors: int):
+        self.kind = kind  # "usage" or "outcome", for the records metric
         self.message = analytics_pb2.IngestSummary()
         self.max_errors = max_errors
 
     def add(self, first_index: int, results: list) -> None:
         s = self.message
+        before = (s.recorded, s.duplicates, s.rejected)
         s.received += len(results)
         for offset, result in enumerate(results):
             if result == RECORDED:
@@ -117,6 +120,9 @@ class _Summary:
                         code=status_code_of(result).value[0],
                         message=result.message,
                     )
+        count_records(
+            self.kind, s.recorded - before[0], s.duplicates - before[1], s.rejected - before[2]
+        )
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -126,7 +132,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self.max_errors = max_stream_errors
 
     @staticmethod
-    def _single(result):
+    def _single(kind: str, results: list):
+        """The one result of a unary call, counted; raised when it is an error."""
+        _Summary(kind, 0).add(0, results)
+        (result,) = results
         if isinstance(result, DomainError):
             raise result
         return result
@@ -134,21 +143,22 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def RecordTraceOutcome(self, request, context):
         if not request.HasField("outcome"):
             raise InvalidArgument("outcome is required", field="outcome", reason="EMPTY_FIELD")
-        (result,) = self.analytics.record_outcomes(current_caller(), [_outcome_fields(request.outcome)])
-        return analytics_pb2.RecordTraceOutcomeResponse(status=self._single(result))
+        results = self.analytics.record_outcomes(current_caller(), [_outcome_fields(request.outcome)])
+        return analytics_pb2.RecordTraceOutcomeResponse(status=self._single("outcome", results))
 
     def RecordUsage(self, request, context):
         if not request.HasField("usage"):
             raise InvalidArgument("usage is required", field="usage", reason="EMPTY_FIELD")
-        (result,) = self.analytics.record_usage(current_caller(), [_usage_fields(request.usage)])
-        self._single(result)
+        self._single("usage", self.analytics.record_usage(current_caller(), [_usage_fields(request.usage)]))
         # A repeated link changes nothing and is as good as recorded.
         return analytics_pb2.RecordUsageResponse(status=RECORDED)
 
-    def _ingest(self, request_iterator, field: str, to_fields, record) -> analytics_pb2.IngestSummary:
+    def _ingest(
+        self, request_iterator, kind: str, field: str, to_fields, record
+    ) -> analytics_pb2.IngestSummary:
         """Each message is one transaction; its bad records are rejected alone."""
         caller = current_caller()
-        summary = _Summary(self.max_errors)
+        summary = _Summary(kind, self.max_errors)
         for number, message in enumerate(request_iterator):
             items = getattr(message, field)
             if len(items) > self.max_records:
@@ -164,12 +174,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def StreamTraceOutcomes(self, request_iterator, context):
         summary = self._ingest(
-            request_iterator, "outcomes", _outcome_fields, self.analytics.record_outcomes
+            request_iterator, "outcome", "outcomes", _outcome_fields, self.analytics.record_outcomes
         )
         return analytics_pb2.StreamTraceOutcomesResponse(summary=summary)
 
     def StreamUsage(self, request_iterator, context):
-        summary = self._ingest(request_iterator, "records", _usage_fields, self.analytics.record_usage)
+        summary = self._ingest(
+            request_iterator, "usage", "records", _usage_fields, self.analytics.record_usage
+        )
         return analytics_pb2.StreamUsageResponse(summary=summary)
 
     def ComparePromptVersions(self, request, context):

@@ -24,7 +24,20 @@ class Settings:
         1000, "most records in one message of StreamUsage / StreamTraceOutcomes"
     )
     max_stream_errors: int = _setting(100, "most RecordErrors listed in one IngestSummary")
+    max_page_size: int = _setting(200, "largest page_size of ListPrompts / ListPromptVersions")
     grace_seconds: float = _setting(10.0, "on SIGTERM/SIGINT, how long in-flight RPCs may finish")
+    database_timeout_seconds: float = _setting(
+        10.0, "how long a call waits for a locked SQLite file or a PostgreSQL connection"
+    )
+    health_check_seconds: float = _setting(
+        5.0, "how often the database is probed for the health service while it answers"
+    )
+    tls_cert_file: str = _setting("", "PEM certificate chain of the server; with --tls-key-file, serve TLS")
+    tls_key_file: str = _setting("", "PEM private key of the server certificate")
+    tls_client_ca_file: str = _setting(
+        "", "PEM CA bundle: require client certificates signed by it (mutual TLS)"
+    )
+    metrics_listen: str = _setting("", "HOST:PORT of the Prometheus /metrics endpoint; empty: none")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     def masked(self) -> dict:

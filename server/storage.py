@@ -37,27 +37,29 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "full",
     "foreign_keys": 1,
-    "busy_timeout": 10000,
 }
 
 
-def open_database(url: str, max_connections: int = 32) -> Database:
-    """Connect the models to the database at `url` and return the handle."""
+def open_database(url: str, max_connections: int = 32, timeout: float = 10.0) -> Database:
+    """Connect the models to the database at `url` and return the handle.
+
+    `timeout` bounds every wait on the database: a locked SQLite file, a
+    PostgreSQL connection being made, a free connection in the pool. Past it
+    a call fails (UNAVAILABLE) instead of hanging."""
     scheme = urlparse(url).scheme
-    params: dict = {}
+    params: dict = {"max_connections": max_connections, "timeout": timeout}
     if scheme in ("sqlite", "sqlite+pool"):
         url = url.replace("sqlite://", "sqlite+pool://", 1) if scheme == "sqlite" else url
-        params = {
-            "pragmas": SQLITE_PRAGMAS,
+        params |= {
+            "pragmas": {**SQLITE_PRAGMAS, "busy_timeout": int(timeout * 1000)},
             "lock_type": "IMMEDIATE",
             "check_same_thread": False,
-            "max_connections": max_connections,
             "stale_timeout": 3600,
         }
     elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
         if "+pool" not in scheme:
             url = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
-        params = {"max_connections": max_connections, "stale_timeout": 300}
+        params |= {"stale_timeout": 300, "connect_timeout": max(1, round(timeout))}
     else:
         raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:// or postgresql://")
     database = connect(url, **params)

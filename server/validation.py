@@ -46,13 +46,13 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
-def check_page_size(value: int) -> int:
-    """page_size 1-200; 0 means the default, 50."""
+def check_page_size(value: int, maximum: int = MAX_PAGE_SIZE) -> int:
+    """page_size 1 to `maximum`; 0 means the default, 50 (or `maximum` if smaller)."""
     if value == 0:
-        return DEFAULT_PAGE_SIZE
-    if value < 0 or value > MAX_PAGE_SIZE:
+        return min(DEFAULT_PAGE_SIZE, maximum)
+    if value < 0 or value > maximum:
         raise InvalidArgument(
-            f"page_size must be between 1 and {MAX_PAGE_SIZE} (0 for {DEFAULT_PAGE_SIZE}), "
+            f"page_size must be between 1 and {maximum} (0 for {min(DEFAULT_PAGE_SIZE, maximum)}), "
             f"got {value}",
             field="page_size",
             reason="INVALID_PAGE_SIZE",

@@ -107,9 +107,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(database_url: str, *extra: str):
+def serve_process(database_url: str, *extra: str, port: int | None = None):
     """`promptgauge serve` as a real subprocess; yields (process, target)."""
-    port = free_port()
+    port = port or free_port()
     target = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", target,

@@ -1,0 +1,173 @@
+"""TLS and mutual TLS, with a CA and certificates made inside the test, on a
+real `promptgauge serve` process."""
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import serve_process
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from promptgauge.client import PromptGaugeClient, PromptGaugeError
+from promptgauge.client.client import NO_RETRY
+from promptgauge.server import accounts, storage
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _issue(subject: str, issuer_key, issuer_name, *, ca: bool = False, server: bool = False):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name or _name(subject))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    return key, cert
+
+
+def _write(folder: Path, stem: str, key, cert) -> tuple[Path, Path]:
+    key_path, cert_path = folder / f"{stem}.key", folder / f"{stem}.crt"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1, a client certificate it
+    signed, and a second CA that signed nothing of ours."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key, ca_cert = _issue("promptgauge test CA", None, None, ca=True)
+    server_key, server_cert = _issue("127.0.0.1", ca_key, ca_cert.subject, server=True)
+    client_key, client_cert = _issue("agent-1", ca_key, ca_cert.subject)
+    other_ca_key, other_ca_cert = _issue("another CA", None, None, ca=True)
+    stranger_key, stranger_cert = _issue("stranger", other_ca_key, other_ca_cert.subject)
+    paths = {}
+    for stem, key, cert in (
+        ("ca", ca_key, ca_cert),
+        ("server", server_key, server_cert),
+        ("client", client_key, client_cert),
+        ("other-ca", other_ca_key, other_ca_cert),
+        ("stranger", stranger_key, stranger_cert),
+    ):
+        paths[stem + "_key"], paths[stem] = _write(folder, stem, key, cert)
+    return paths
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'tls.db'}"
+
+
+def _key(url: str) -> str:
+    storage.open_database(url, max_connections=1)
+    storage.init_schema()
+    with storage.db.connection_context():
+        _, _, key = accounts.create_account("tls-team")
+    storage.db.close_all()
+    return key
+
+
+def _tls_flags(pki, mutual: bool = False) -> list[str]:
+    flags = ["--tls-cert-file", str(pki["server"]), "--tls-key-file", str(pki["server_key"])]
+    return flags + (["--tls-client-ca-file", str(pki["ca"])] if mutual else [])
+
+
+def test_tls_server_serves_a_client_that_trusts_its_ca(pki, db_url):
+    key = _key(db_url)
+    with serve_process(db_url, *_tls_flags(pki)) as (_, target):
+        with PromptGaugeClient(target, key, root_certificates=pki["ca"]) as pg:
+            assert pg.create_prompt_version("greeting", "Hello {name}").version == 1
+            assert pg.render_prompt("greeting", {"name": "Ada"}).text == "Hello Ada"
+
+
+def test_tls_server_refuses_a_plaintext_client_and_an_untrusting_one(pki, db_url):
+    key = _key(db_url)
+    with serve_process(db_url, *_tls_flags(pki)) as (_, target):
+        with PromptGaugeClient(target, key, retry=NO_RETRY, timeout=5) as plaintext:
+            with pytest.raises(PromptGaugeError) as error:
+                plaintext.list_prompts()
+            assert error.value.code == grpc.StatusCode.UNAVAILABLE
+        with PromptGaugeClient(
+            target, key, root_certificates=pki["other-ca"], retry=NO_RETRY, timeout=5
+        ) as untrusting:
+            with pytest.raises(PromptGaugeError) as error:
+                untrusting.list_prompts()
+            assert error.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_needs_a_client_certificate_signed_by_the_client_ca(pki, db_url):
+    key = _key(db_url)
+    with serve_process(db_url, *_tls_flags(pki, mutual=True)) as (_, target):
+        with PromptGaugeClient(
+            target, key, root_certificates=pki["ca"],
+            client_certificate=pki["client"], client_key=pki["client_key"],
+        ) as pg:
+            assert pg.create_prompt_version("greeting", "Hello {name}").version == 1
+
+        for certificate, private_key in ((None, None), (pki["stranger"], pki["stranger_key"])):
+            with PromptGaugeClient(
+                target, key, root_certificates=pki["ca"],
+                client_certificate=certificate, client_key=private_key,
+                retry=NO_RETRY, timeout=5,
+            ) as refused:
+                with pytest.raises(PromptGaugeError) as error:
+                    refused.list_prompts()
+                assert error.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_tls_still_needs_the_api_key(pki, db_url):
+    _key(db_url)
+    with serve_process(db_url, *_tls_flags(pki)) as (_, target):
+        with PromptGaugeClient(target, "pgk_not-a-key", root_certificates=pki["ca"]) as pg:
+            with pytest.raises(PromptGaugeError) as error:
+                pg.list_prompts()
+            assert error.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tls-cert-file", "{server}"], "both --tls-cert-file and --tls-key-file"),
+        (["--tls-client-ca-file", "{ca}"], "--tls-client-ca-file needs"),
+        (["--tls-cert-file", "/nonexistent.crt", "--tls-key-file", "{server_key}"], "cannot read"),
+    ],
+)
+def test_incomplete_tls_settings_stop_the_server_with_a_clear_message(pki, db_url, flags, message):
+    args = [f.format(**{k: str(v) for k, v in pki.items()}) for f in flags]
+    result = subprocess.run(
+        [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", "127.0.0.1:0",
+         "--database-url", db_url, *args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
