@@ -11,7 +11,6 @@ import logging
 import threading
 
 from grpc_health.v1 import health, health_pb2
-from peewee import DatabaseError, InterfaceError
 
 from . import storage
 from .models import db
@@ -21,20 +20,13 @@ log = logging.getLogger("promptgauge.health")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-# Errors that mean "the database cannot serve now", as opposed to a bug.
-DATABASE_ERRORS = (DatabaseError, InterfaceError)
-
-
 def probe() -> None:
     """Raise unless the database answers and takes writes."""
-    with db.connection_context():
-        if storage.is_postgres():
-            db.execute_sql("SELECT 1")
-        else:
-            # Takes the write lock and lets it go: a locked or read-only
-            # SQLite file answers reads but fails here, as a write would.
-            with db.atomic():
-                db.execute_sql("SELECT 1")
+    with storage.connection(), db.atomic():
+        # A write that changes nothing: a locked or read-only SQLite file,
+        # or a read-only PostgreSQL, answers reads but fails here, as a
+        # real write would.
+        db.execute_sql("UPDATE setting SET value = value WHERE 1 = 0")
 
 
 class DatabaseHealth:
@@ -71,7 +63,7 @@ class DatabaseHealth:
                 storage.init_schema()
                 self.schema_ready = True
             probe()
-        except DATABASE_ERRORS as error:
+        except storage.UNAVAILABLE_ERRORS as error:
             self._set(False, error)
             return False
         self._set(True, None)

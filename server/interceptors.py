@@ -12,13 +12,10 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from peewee import InterfaceError, OperationalError
-from playhouse.pool import MaxConnectionsExceeded
 
-from . import errors
+from . import errors, storage
 from .accounts import Caller, authenticate
 from .health import DatabaseHealth, describe
-from .models import db
 from .observability import observe_rpc
 
 log = logging.getLogger("promptgauge.rpc")
@@ -35,9 +32,6 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
-
-# What a call meets when the database cannot serve it: try again later.
-_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 
@@ -174,7 +168,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                     f"the database is unavailable ({self.health.last_error}); try again",
                     reason="DATABASE_UNAVAILABLE",
                 )
-            with db.connection_context():
+            with storage.connection():
                 caller = authenticate(authorization)
                 account_id = caller.account_id
                 token = _caller.set(caller)
@@ -185,7 +179,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         except errors.DomainError as error:
             code = status_code_of(error)
             abort(context, error)
-        except _UNAVAILABLE_ERRORS as error:
+        except storage.UNAVAILABLE_ERRORS as error:
             code = grpc.StatusCode.UNAVAILABLE
             if self.health is not None:
                 self.health.failed(error)
@@ -197,7 +191,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             # Reading the request stream failed: the client cancelled, or its
             # deadline passed. The call is over; the work stops here.
             remaining = context.time_remaining()
-            expired = remaining is not None and remaining <= 0
+            # The cancellation can reach us a hair before our own deadline timer.
+            expired = remaining is not None and remaining < 0.05
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
             return None
         except Exception:

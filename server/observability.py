@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .models import Observation, VersionCheckpoint, db
+from . import storage
+from .models import Observation, VersionCheckpoint
 
 log = logging.getLogger("promptgauge.observability")
 
@@ -77,7 +78,7 @@ class CheckpointLag(Collector):
 
     @staticmethod
     def _read() -> tuple[int, int]:
-        with db.connection_context():
+        with storage.connection():
             counts = [
                 n
                 for _, n in Observation.select(Observation.version, fn.COUNT(Observation.id))

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
-from peewee import Database, PostgresqlDatabase
+from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase
 from playhouse.db_url import connect
+from playhouse.pool import MaxConnectionsExceeded
 
 from .models import ANALYTICS_MODELS, MODELS, PromptVersion, Setting, VersionCheckpoint, db
 
@@ -108,9 +109,25 @@ def setting(key: str) -> str:
     return Setting.get_by_id(key).value
 
 
+# What a connection meets when the database cannot serve: try again later.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
+
+
 @contextmanager
 def connection():
-    """A pooled connection for the span of one RPC or command."""
-    with db.connection_context():
+    """A pooled connection for the span of one RPC or probe. One that met a
+    database error is closed rather than pooled: it may be dead (a restarted
+    PostgreSQL) or stuck as it was opened (a SQLite file that was read-only)."""
+    opened = db.connect(reuse_if_open=True)
+    try:
         yield
-
+    except UNAVAILABLE_ERRORS:
+        if opened:
+            try:
+                db.manual_close()
+            except Exception:  # noqa: BLE001 - best effort; the original error matters
+                pass
+        raise
+    finally:
+        if opened and not db.is_closed():
+            db.close()

@@ -107,8 +107,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(database_url: str, *extra: str, port: int | None = None):
-    """`promptgauge serve` as a real subprocess; yields (process, target)."""
+def serve_process(database_url: str, *extra: str, port: int | None = None, **popen):
+    """`promptgauge serve` as a real subprocess (Popen takes `popen`); yields
+    (process, target)."""
     port = port or free_port()
     target = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -117,6 +118,7 @@ def serve_process(database_url: str, *extra: str, port: int | None = None):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        **popen,
     )
     try:
         # The server prints its address once it is serving: wait for that line.
