@@ -237,6 +237,21 @@ def _add_observations(rows: list[dict]) -> None:
         Observation.insert_many(chunk).on_conflict_ignore().execute()
 
 
+def _set_outcomes(new: dict[int, Outcome]) -> None:
+    """Store outcomes on their trace rows: one UPDATE statement, executemany'd,
+    since building one per trace was a fifth of an outcome batch's time."""
+    if not new:
+        return
+    now = utcnow()
+    sql, _ = (
+        Trace.update(has_outcome=True, success=None, total_cost_usd=None, duration_ms=None, outcome_time=now)
+        .where(Trace.id == 0)
+        .sql()
+    )
+    rows = [(True, o.success, o.total_cost_usd, o.duration_ms, now, pk) for pk, o in new.items()]
+    db.cursor().executemany(sql, rows)
+
+
 def _outcome_row(version_id, trace: Trace | int, outcome) -> dict:
     return {
         "version": version_id,
@@ -284,15 +299,7 @@ class Analytics:
                         field="trace_id",
                         reason="OUTCOME_CONFLICT",
                     )
-            now = utcnow()
-            for trace_pk, outcome in new.items():
-                Trace.update(
-                    has_outcome=True,
-                    success=outcome.success,
-                    total_cost_usd=outcome.total_cost_usd,
-                    duration_ms=outcome.duration_ms,
-                    outcome_time=now,
-                ).where(Trace.id == trace_pk).execute()
+            _set_outcomes(new)
             observations = []
             for chunk in _chunks(list(new)):
                 links = (
