@@ -121,6 +121,16 @@ def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHan
     )
 
 
+def _gone(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """Why a call's client is gone (its deadline passed, or it cancelled), or
+    None while it is there."""
+    remaining = context.time_remaining()
+    # The cancellation can reach us a hair before our own deadline timer.
+    if remaining is not None and remaining < 0.05:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return None if context.is_active() else grpc.StatusCode.CANCELLED
+
+
 class ServiceInterceptor(grpc.ServerInterceptor):
     """For each promptgauge RPC: a pooled connection for its span, the caller
     authenticated from `authorization` metadata, domain and database errors
@@ -173,9 +183,15 @@ class ServiceInterceptor(grpc.ServerInterceptor):
                 account_id = caller.account_id
                 token = _caller.set(caller)
                 try:
-                    return behavior(_checked(request), context)
+                    response = behavior(_checked(request), context)
                 finally:
                     _caller.reset(token)
+            # A stream whose client went away can end like a finished one
+            # (gRPC may hand the handler the end of the stream before the
+            # cancellation); nobody hears this answer, so log what the
+            # client saw.
+            code = _gone(context) or code
+            return response
         except errors.DomainError as error:
             code = status_code_of(error)
             abort(context, error)
@@ -190,10 +206,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         except grpc.RpcError:
             # Reading the request stream failed: the client cancelled, or its
             # deadline passed. The call is over; the work stops here.
-            remaining = context.time_remaining()
-            # The cancellation can reach us a hair before our own deadline timer.
-            expired = remaining is not None and remaining < 0.05
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            code = _gone(context) or grpc.StatusCode.CANCELLED
             return None
         except Exception:
             code = grpc.StatusCode.INTERNAL

@@ -4,6 +4,10 @@ Nothing here decides anything; authentication, connections and error
 mapping happen once, in interceptors.ServiceInterceptor.
 """
 
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+
 from google.protobuf import timestamp_pb2
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
@@ -125,6 +129,72 @@ class _Summary:
         )
 
 
+# Records stored in one transaction when several stream messages have already
+# arrived: a commit (an fsync on SQLite) per message of one record would bound
+# a stream to a few hundred records a second. A larger message is stored alone.
+GROUP_RECORDS = 500
+
+
+class _ReadAhead:
+    """A request stream read on a thread of its own, so that the handler can
+    take every message that has already arrived at once, in order; an error
+    of the stream comes after the messages that preceded it."""
+
+    _END = object()
+
+    def __init__(self, messages: Iterable, depth: int = 256):
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        threading.Thread(target=self._read, args=(messages,), name="stream-reader", daemon=True).start()
+
+    def _read(self, messages: Iterable) -> None:
+        try:
+            for message in messages:
+                if not self._put(message):
+                    return
+            self._put(self._END)
+        except BaseException as error:  # noqa: BLE001 - handed to the handler's thread
+            self._put(error)
+
+    def _put(self, item) -> bool:
+        # Bounded, so a fast client waits for the database; polled, so that
+        # a handler that stopped early never leaves this thread blocked.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def groups(self, field: str, records: int) -> Iterator[list]:
+        """Lists of messages, each the next one and those behind it that have
+        arrived, while their `field`s add up to at most `records`."""
+        try:
+            item = self._queue.get()
+            while item is not self._END:
+                if isinstance(item, BaseException):
+                    raise item
+                group, size = [item], len(getattr(item, field))
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        item = None
+                        break
+                    if isinstance(item, BaseException) or item is self._END:
+                        break
+                    size += len(getattr(item, field))
+                    if size > records:
+                        break
+                    group.append(item)
+                yield group
+                if item is None:
+                    item = self._queue.get()
+        finally:
+            self._stop.set()
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, analytics: Analytics, max_records_per_message: int, max_stream_errors: int):
         self.analytics = analytics
@@ -156,20 +226,28 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def _ingest(
         self, request_iterator, kind: str, field: str, to_fields, record
     ) -> analytics_pb2.IngestSummary:
-        """Each message is one transaction; its bad records are rejected alone."""
+        """Messages stored in order, each in one transaction or with those that
+        arrived with it; bad records are rejected alone."""
         caller = current_caller()
         summary = _Summary(kind, self.max_errors)
-        for number, message in enumerate(request_iterator):
-            items = getattr(message, field)
-            if len(items) > self.max_records:
-                raise InvalidArgument(
-                    f"stream message {number} has {len(items)} {field}; the limit is "
-                    f"{self.max_records} per message (earlier messages were stored)",
-                    field=field,
-                    reason="TOO_MANY_RECORDS",
-                )
-            if items:
-                summary.add(summary.message.received, record(caller, [to_fields(i) for i in items]))
+        number = 0
+        for group in _ReadAhead(request_iterator).groups(field, GROUP_RECORDS):
+            fields = []
+            for message in group:
+                items = getattr(message, field)
+                if len(items) > self.max_records:
+                    if fields:  # the messages before it are stored, as they would be alone
+                        summary.add(summary.message.received, record(caller, fields))
+                    raise InvalidArgument(
+                        f"stream message {number} has {len(items)} {field}; the limit is "
+                        f"{self.max_records} per message (earlier messages were stored)",
+                        field=field,
+                        reason="TOO_MANY_RECORDS",
+                    )
+                fields.extend(to_fields(i) for i in items)
+                number += 1
+            if fields:
+                summary.add(summary.message.received, record(caller, fields))
         return summary.message
 
     def StreamTraceOutcomes(self, request_iterator, context):

@@ -310,7 +310,8 @@ def test_comparison_work_does_not_grow_with_history(server):
         for name in ("small", "large"):
             pg.create_prompt_version(name, "one")
             pg.create_prompt_version(name, "two")
-    _ingest_in_process(caller, "small", 250)  # 1k observations
+    small = FOLD_AT // 4  # 4 * small observations, half a fold per version: all tail
+    _ingest_in_process(caller, "small", small)
     _ingest_in_process(caller, "large", 25_000)  # 100k observations
     analytics = Analytics()
     counts, reads, totals = {}, {}, {}
@@ -327,9 +328,9 @@ def test_comparison_work_does_not_grow_with_history(server):
             Observation.select().join(PromptVersion).join(Prompt)
             .where((Prompt.account == account_id) & (Prompt.name == "large")).count()
         )
-    assert totals == {"small": 2 * 250, "large": 2 * 25_000}
+    assert totals == {"small": 2 * small, "large": 2 * 25_000}
     assert observed == 100_000
-    assert sum(reads["small"].values()) == 1_000  # nothing folded yet: all tail
+    assert sum(reads["small"].values()) == 4 * small  # nothing folded yet: all tail
     assert all(rows < FOLD_AT for rows in reads["large"].values()), reads
     assert counts["small"] == counts["large"] > 0
 

@@ -1,0 +1,54 @@
+"""The benchmark at smoke scale, so that it cannot rot: it runs end to end
+(real server and echo processes, the raw baseline, every figure) and its
+figures are present and sane. Never how fast anything is."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PG_URL
+
+REPO = Path(__file__).resolve().parent.parent
+RATES = ("stream_usage_500", "stream_outcomes_500", "stream_usage_1", "stream_outcomes_1", "unary_usage")
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_the_smoke_benchmark_produces_every_figure(tmp_path):
+    out = tmp_path / "smoke.json"
+    backend = "all" if PG_URL else "sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--scale", "smoke", "--backend", backend,
+         "--postgres-url", PG_URL or "postgresql://unused", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(a) StreamUsage, 500/message" in done.stdout
+    results = json.loads(out.read_text())
+    assert set(results["backends"]) == ({"sqlite", "postgres"} if PG_URL else {"sqlite"})
+    for backend_name, figures in results["backends"].items():
+        for key in RATES:
+            f = figures[key]
+            assert _positive(f["value"]) and _positive(f["baseline"]), (backend_name, key, f)
+            assert f["ratio"] == f["value"] / f["baseline"]
+        unary = figures["unary_usage"]
+        assert 0 < unary["p50_ms"] <= unary["p99_ms"]
+        compare = figures["compare"]
+        scales = [k for k in compare if k.isdigit()]
+        assert len(scales) == 3
+        for n in scales:
+            assert 0 < compare[n]["p50_ms"] <= compare[n]["p99_ms"]
+            # A few hundred durations a version: loose, but a broken sketch is far off.
+            assert 0 <= compare[n]["p95_max_rel_error"] < 0.2
+        assert _positive(compare["p99_growth"])
+        assert 20 < figures["server_peak_rss_mb"] < 2000
+        assert set(figures["targets_met"].values()) <= {True, False}
+    for shape in ("lognormal", "bimodal"):
+        accuracy = results["accuracy"][shape]
+        assert accuracy["values"] > 0 and accuracy["centroids"] > 0
+        assert 0 <= accuracy["p95_rel_error"] < 0.05
+        assert 0 <= accuracy["p99_rel_error"] < 0.05
