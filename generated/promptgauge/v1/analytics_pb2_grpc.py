@@ -102,7 +102,9 @@ class AnalyticsServiceServicer:
         as a whole is malformed: a message with more records than the server's
         per-message limit, 1000 by default, or bytes that do not parse; the
         messages before it stay stored, and sending them again is safe);
-        UNAVAILABLE (the database is unavailable: retry the stream).
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: send the stream again; records already stored count as
+        duplicates, never twice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,7 +132,9 @@ class AnalyticsServiceServicer:
         as a whole is malformed: a message with more records than the server's
         per-message limit, 1000 by default, or bytes that do not parse; the
         messages before it stay stored, and sending them again is safe);
-        UNAVAILABLE (the database is unavailable: retry the stream).
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: send the stream again; records already stored count as
+        duplicates, never twice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
