@@ -14,29 +14,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 
 
-def generate(out_dir: Path) -> None:
-    """Write the _pb2, _pb2_grpc and .pyi files of every proto into out_dir."""
-    from grpc_tools import protoc
+def protoc(*outputs: str) -> None:
+    """Run the pinned protoc over every proto, with the given output flags."""
+    from grpc_tools import protoc as grpc_protoc
 
     try:
         from importlib.resources import files
 
         well_known = str(files("grpc_tools") / "_proto")
     except (ImportError, TypeError):
-        well_known = str(Path(protoc.__file__).parent / "_proto")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        well_known = str(Path(grpc_protoc.__file__).parent / "_proto")
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
-    args = [
-        "protoc",
-        f"-I{PROTOS}",
-        f"-I{well_known}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        *sources,
-    ]
-    if protoc.main(args) != 0:
+    args = ["protoc", f"-I{PROTOS}", f"-I{well_known}", *outputs, *sources]
+    if grpc_protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+
+
+def generate(out_dir: Path) -> None:
+    """Write the _pb2, _pb2_grpc and .pyi files of every proto into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    protoc(f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}")
 
 
 if __name__ == "__main__":

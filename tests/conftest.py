@@ -5,6 +5,7 @@ PROMPTGAUGE_TEST_DATABASE_URL names a PostgreSQL database, on PostgreSQL too;
 there each session works in a schema of its own, dropped at the end.
 """
 
+import importlib.util
 import os
 import secrets
 import socket
@@ -98,6 +99,15 @@ def other_client(server):
     """A client of a second, unrelated account."""
     with PromptGaugeClient(server.target, make_account("other")) as pg:
         yield pg
+
+
+def load_gen_protos():
+    """scripts/gen_protos.py as a module: the one place that knows how to run protoc."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gen_protos.py"
+    spec = importlib.util.spec_from_file_location("gen_protos", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

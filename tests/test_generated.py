@@ -1,17 +1,10 @@
 """generated/ is exactly what scripts/gen_protos.py makes from protos/."""
 
-import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-GENERATED = ROOT / "generated"
+from conftest import load_gen_protos
 
-
-def _load_gen_protos():
-    spec = importlib.util.spec_from_file_location("gen_protos", ROOT / "scripts" / "gen_protos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+GENERATED = Path(__file__).resolve().parent.parent / "generated"
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -23,7 +16,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_generated_code_matches_the_protos(tmp_path):
-    _load_gen_protos().generate(tmp_path)
+    load_gen_protos().generate(tmp_path)
     fresh, committed = _files(tmp_path), _files(GENERATED)
     assert fresh, "gen_protos.py generated nothing"
     missing = sorted(set(fresh) - set(committed))

@@ -30,7 +30,9 @@ class AnalyticsServiceStub:
     produced them, records how each run went, and compares versions.
 
     Every call carries `authorization: Bearer <api key>` metadata; see
-    PromptService for the rules.
+    PromptService for the rules. Any RPC may also return INVALID_ARGUMENT for
+    request bytes that do not parse, and RESOURCE_EXHAUSTED for a message larger
+    than the server's message size limit (4 MiB by default).
     """
 
     def __init__(self, channel):
@@ -71,26 +73,38 @@ class AnalyticsServiceServicer:
     produced them, records how each run went, and compares versions.
 
     Every call carries `authorization: Bearer <api key>` metadata; see
-    PromptService for the rules.
+    PromptService for the rules. Any RPC may also return INVALID_ARGUMENT for
+    request bytes that do not parse, and RESOURCE_EXHAUSTED for a message larger
+    than the server's message size limit (4 MiB by default).
     """
 
     def RecordTraceOutcome(self, request, context):
-        """Records how one trace went. The same outcome again is a no-op; a
-        different outcome for a recorded trace is ALREADY_EXISTS.
+        """Records how one trace went. The same outcome again is a no-op that
+        answers "duplicate"; a different outcome for a recorded trace is
+        ALREADY_EXISTS and the first one stays.
 
-        Errors: INVALID_ARGUMENT (malformed trace id, NaN, infinite or negative
-        cost or duration); ALREADY_EXISTS.
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (no outcome,
+        malformed trace id, NaN, infinite or negative cost or duration, an
+        outcome without any signal); ALREADY_EXISTS (a different outcome for
+        the trace is recorded); UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamTraceOutcomes(self, request_iterator, context):
-        """Records trace outcomes in bulk. Each bad record is rejected alone and
-        reported in the summary; the good records around it are stored.
+        """Records trace outcomes in bulk. Each message is one transaction. Each bad
+        record is rejected alone and reported in the summary with the code it
+        would have had alone (INVALID_ARGUMENT or ALREADY_EXISTS, as in
+        RecordTraceOutcome); the good records around it are stored.
 
-        Errors: INVALID_ARGUMENT (a malformed stream as a whole, such as a
-        message with too many records).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (the stream
+        as a whole is malformed: a message with more records than the server's
+        per-message limit, 1000 by default, or bytes that do not parse; the
+        messages before it stay stored, and sending them again is safe);
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: send the stream again; records already stored count as
+        duplicates, never twice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,26 +112,41 @@ class AnalyticsServiceServicer:
 
     def RecordUsage(self, request, context):
         """Links a trace to the prompt version that produced it. Repeating the same
-        link is safe and changes nothing.
+        link is safe, changes nothing and answers "recorded".
 
-        Errors: INVALID_ARGUMENT (bad name, version, trace id or span id);
-        NOT_FOUND (no such prompt version).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (no usage,
+        bad name, version, trace id or span id); NOT_FOUND (no such prompt
+        version); UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamUsage(self, request_iterator, context):
-        """Records usage links in bulk, with StreamTraceOutcomes' rules.
+        """Records usage links in bulk. Each message is one transaction. Each bad
+        record is rejected alone and reported in the summary with the code it
+        would have had alone (INVALID_ARGUMENT or NOT_FOUND, as in RecordUsage);
+        the good records around it are stored.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (the stream
+        as a whole is malformed: a message with more records than the server's
+        per-message limit, 1000 by default, or bytes that do not parse; the
+        messages before it stay stored, and sending them again is safe);
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: send the stream again; records already stored count as
+        duplicates, never twice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ComparePromptVersions(self, request, context):
-        """Compares the versions of a prompt: traces, success rate, cost, latency.
+        """Compares the versions of a prompt: traces, success rate, cost in USD,
+        mean and p95 latency in milliseconds.
 
-        Errors: INVALID_ARGUMENT (bad name); NOT_FOUND (no prompt of that name).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name);
+        NOT_FOUND (no prompt of that name); UNAVAILABLE (the database is
+        unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,7 +193,9 @@ class AnalyticsService:
     produced them, records how each run went, and compares versions.
 
     Every call carries `authorization: Bearer <api key>` metadata; see
-    PromptService for the rules.
+    PromptService for the rules. Any RPC may also return INVALID_ARGUMENT for
+    request bytes that do not parse, and RESOURCE_EXHAUSTED for a message larger
+    than the server's message size limit (4 MiB by default).
     """
 
     @staticmethod

@@ -31,7 +31,11 @@ class PromptServiceStub:
 
     Every call carries `authorization: Bearer <api key>` metadata. A missing,
     unknown or revoked key is UNAUTHENTICATED. A prompt of another account is
-    NOT_FOUND, exactly like one that does not exist.
+    NOT_FOUND, exactly like one that does not exist. Any RPC may also return
+    INVALID_ARGUMENT for request bytes that do not parse, and RESOURCE_EXHAUSTED
+    for a message larger than the server's message size limit (4 MiB by
+    default). Errors carry google.rpc.ErrorInfo (and BadRequest field
+    violations for INVALID_ARGUMENT) in the status details.
     """
 
     def __init__(self, channel):
@@ -78,17 +82,24 @@ class PromptServiceServicer:
 
     Every call carries `authorization: Bearer <api key>` metadata. A missing,
     unknown or revoked key is UNAUTHENTICATED. A prompt of another account is
-    NOT_FOUND, exactly like one that does not exist.
+    NOT_FOUND, exactly like one that does not exist. Any RPC may also return
+    INVALID_ARGUMENT for request bytes that do not parse, and RESOURCE_EXHAUSTED
+    for a message larger than the server's message size limit (4 MiB by
+    default). Errors carry google.rpc.ErrorInfo (and BadRequest field
+    violations for INVALID_ARGUMENT) in the status details.
     """
 
     def CreatePromptVersion(self, request, context):
         """Registers a new, immutable version of a prompt template.
 
-        Errors: INVALID_ARGUMENT (bad name, empty or oversized template, a
-        template with an unbalanced brace, version or parent_version not
-        positive); ALREADY_EXISTS (that name and version exist already);
-        NOT_FOUND (parent_version does not exist); FAILED_PRECONDITION
-        (activate = false on the first version of a name, which must be active).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        empty or oversized template, a template with an unbalanced brace, a NUL
+        character, a description over 4096 characters, version or
+        parent_version not positive); ALREADY_EXISTS (that name and version
+        exist already); NOT_FOUND (parent_version does not exist);
+        FAILED_PRECONDITION (activate = false on the first version of a name,
+        which must be active; no version number left); UNAVAILABLE (the
+        database is unavailable, or too many creates of the name at once: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,8 +109,9 @@ class PromptServiceServicer:
         """Lists every version of every prompt of the account, by name ascending,
         then version descending.
 
-        Errors: INVALID_ARGUMENT (page_size out of range, a page token that is
-        malformed, tampered with or issued for another request).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (page_size
+        out of range, a page token that is malformed, tampered with or issued
+        for another request); UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,8 +120,9 @@ class PromptServiceServicer:
     def ListPromptVersions(self, request, context):
         """Lists the versions of one prompt, newest first.
 
-        Errors: INVALID_ARGUMENT (bad name, page_size or page token); NOT_FOUND
-        (no prompt of that name).
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        page_size or page token); NOT_FOUND (no prompt of that name);
+        UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,7 +131,9 @@ class PromptServiceServicer:
     def GetPromptVersion(self, request, context):
         """Returns one version of a prompt; without a version, the active one.
 
-        Errors: INVALID_ARGUMENT (bad name, version not positive); NOT_FOUND.
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        version not positive); NOT_FOUND (no such prompt or version);
+        UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,7 +144,9 @@ class PromptServiceServicer:
         previously active version is deactivated in the same transaction.
         Activating the active version again is a no-op.
 
-        Errors: INVALID_ARGUMENT (bad name, version not positive); NOT_FOUND.
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        version not positive); NOT_FOUND (no such prompt or version);
+        UNAVAILABLE (the database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,8 +156,10 @@ class PromptServiceServicer:
         """Fills a template's `{variable}` placeholders; `{{` and `}}` render as
         literal braces. Variables the template does not use are ignored.
 
-        Errors: INVALID_ARGUMENT (bad name, a missing variable: the message
-        names every missing one); NOT_FOUND.
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        version not positive, a missing variable: the message names every
+        missing one); NOT_FOUND (no such prompt or version); UNAVAILABLE (the
+        database is unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,7 +212,11 @@ class PromptService:
 
     Every call carries `authorization: Bearer <api key>` metadata. A missing,
     unknown or revoked key is UNAUTHENTICATED. A prompt of another account is
-    NOT_FOUND, exactly like one that does not exist.
+    NOT_FOUND, exactly like one that does not exist. Any RPC may also return
+    INVALID_ARGUMENT for request bytes that do not parse, and RESOURCE_EXHAUSTED
+    for a message larger than the server's message size limit (4 MiB by
+    default). Errors carry google.rpc.ErrorInfo (and BadRequest field
+    violations for INVALID_ARGUMENT) in the status details.
     """
 
     @staticmethod

@@ -1,0 +1,86 @@
+"""examples/node/agent.js, the Node.js caller built from protos/ alone, against a live server:
+what it prints must be what the server stored, as a Python client sees it."""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_account
+
+from promptgauge.client import PromptGaugeClient
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
+NODE = shutil.which("node")
+
+pytestmark = [
+    pytest.mark.skipif(
+        NODE is None, reason="node is not on PATH: the Node.js example is not run (needs Node.js 18 or later)"
+    ),
+    pytest.mark.skipif(
+        not (EXAMPLE / "node_modules").is_dir(),
+        reason="examples/node/node_modules is missing: run npm ci in examples/node",
+    ),
+]
+
+
+def run_agent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NODE, "agent.js", *args],
+        cwd=EXAMPLE,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def printed_comparison(stdout: str) -> dict:
+    [line] = [line for line in stdout.splitlines() if line.startswith("comparison ")]
+    return json.loads(line.removeprefix("comparison "))
+
+
+def test_node_agent_registers_streams_and_prints_the_stored_comparison(server):
+    key = make_account("node")
+    prompt = f"node-{secrets.token_hex(4)}"
+    result = run_agent(
+        "--prompt", prompt, "--traces", "300", "--seed", "7",
+        env={"PROMPTGAUGE_TARGET": server.target, "PROMPTGAUGE_API_KEY": key},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"prompt {prompt}: registered v1 (active) and v2 (candidate)" in lines
+    assert "usage: received=300 recorded=300 duplicates=0 rejected=0" in lines
+    assert "outcomes: received=300 recorded=300 duplicates=0 rejected=0" in lines
+
+    printed = printed_comparison(result.stdout)
+    assert printed["name"] == prompt
+    assert [(v["version"], v["total_traces"]) for v in printed["versions"]] == [(1, 150), (2, 150)]
+
+    with PromptGaugeClient(server.target, key) as pg:
+        assert pg.get_prompt_version(prompt).version == 1
+        assert pg.get_prompt_version(prompt, 2).parent_version == 1
+        stored = pg.compare_prompt_versions(prompt)
+    assert len(stored.versions) == len(printed["versions"])
+    for ours, theirs in zip(stored.versions, printed["versions"], strict=True):
+        assert theirs["version"] == ours.version
+        assert theirs["total_traces"] == ours.total_traces
+        for field in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms"):
+            assert ours.HasField(field), field
+            assert theirs[field] == pytest.approx(getattr(ours, field), rel=1e-9), field
+
+    # The table carries the same numbers for people.
+    header = lines.index("VERSION  TRACES  SUCCESS  AVG COST USD  AVG LATENCY MS  P95 LATENCY MS")
+    for row, ours in zip(lines[header + 1:header + 3], stored.versions, strict=True):
+        cells = row.split()
+        assert cells[:3] == [f"v{ours.version}", "150", f"{100 * ours.success_rate:.1f}%"]
+
+
+def test_node_agent_exits_non_zero_with_the_grpc_status(server):
+    result = run_agent("--target", server.target, "--api-key", "pgk_not-a-key", env={})
+    assert result.returncode == 1
+    assert "CreatePromptVersion failed: UNAUTHENTICATED (16)" in result.stderr
+    assert "comparison " not in result.stdout
