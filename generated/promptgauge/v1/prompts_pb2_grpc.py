@@ -140,7 +140,9 @@ class PromptServiceServicer:
         literal braces. Variables the template does not use are ignored.
 
         Errors: INVALID_ARGUMENT (bad name, a missing variable: the message
-        names every missing one); NOT_FOUND.
+        names the missing ones, the first few when there are many, and counts
+        the rest); NOT_FOUND; RESOURCE_EXHAUSTED (the rendered text would not
+        fit in a response message).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
