@@ -205,40 +205,123 @@ class Seeded:
 # -- strategies --------------------------------------------------------------------
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
-VERSION = st.one_of(st.integers(1, 3), st.one_of(INT32, st.sampled_from([0, -1, 4, 2**31 - 1, -(2**31)])))
-OPTIONAL_VERSION = st.none() | VERSION
-DOUBLE = st.one_of(
-    st.floats(0, 10_000),
+DOUBLES = st.one_of(
     st.floats(),  # NaN, both infinities, -0.0, subnormals, the largest finite values
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308, -1.0]),
 )
-OPTIONAL_DOUBLE = st.none() | DOUBLE
-# Long strings built by repetition: drawing 300k characters one by one is slow.
+# Long strings built by repetition: drawing 200k characters one by one is slow.
 HUGE = st.builds(
     lambda s, n: (s * n)[:n],
     st.text(min_size=1, max_size=4),
     st.sampled_from([129, 4097, 65_537, 200_000]),
 )
 IDENTIFIER = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
-
-
-def text(valid: st.SearchStrategy, *near_valid: st.SearchStrategy) -> st.SearchStrategy:
-    """Any string, valid half the time so that calls reach past validation;
-    else near-valid, arbitrary unicode (NUL included, surrogates excluded: a
-    proto string is UTF-8), empty, or huge."""
-    return st.one_of(valid, st.one_of(*near_valid, st.text(), st.just(""), HUGE))
-
-
-def names(s: Seeded) -> st.SearchStrategy:
-    return text(st.sampled_from(s.names), st.just("never-created"), st.from_regex(NAME_RE, fullmatch=True))
-
-
+# characters() alone would draw surrogates, which no proto string can hold.
+UNICODE = st.characters(codec="utf-8")
+NO_NUL = st.characters(codec="utf-8", exclude_characters="\x00")
 TEMPLATES = st.one_of(
     st.sampled_from(["Hello {name}", "{{literal}} {a}{b}", "no variables", AMPLIFIER]),
-    st.text(alphabet="{}ab_ 0", max_size=12),  # brace parsing
     st.lists(IDENTIFIER, max_size=30).map(lambda vs: " ".join("{" + v + "}" for v in vs)),
     st.sampled_from([10, 5_000, 60_000]).map(lambda n: "{" + "v" * n + "}"),  # one long variable
 )
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Strategies for one request's fields. A request is drawn either with
+    every field valid (so that calls reach the database: existing names and
+    versions, real traces, page tokens) or with each field valid half the
+    time and anything else otherwise."""
+
+    valid_only: bool
+
+    def text(self, valid: st.SearchStrategy, *near_valid: st.SearchStrategy) -> st.SearchStrategy:
+        """A string: besides near-valid ones, arbitrary unicode (NUL included,
+        surrogates excluded: a proto string is UTF-8), empty, and huge."""
+        return self.value(valid, st.one_of(*near_valid, st.text(), st.just(""), HUGE))
+
+    def value(self, valid: st.SearchStrategy, arbitrary: st.SearchStrategy) -> st.SearchStrategy:
+        return valid if self.valid_only else st.one_of(valid, arbitrary)
+
+    def name(self, s: Seeded) -> st.SearchStrategy:
+        return self.text(
+            st.sampled_from(s.names), st.just("never-created"), st.from_regex(NAME_RE, fullmatch=True)
+        )
+
+    def version(self) -> st.SearchStrategy:
+        return self.value(st.integers(1, 3), st.one_of(INT32, st.sampled_from([0, -1, 4, 2**31 - 1])))
+
+    def optional_version(self) -> st.SearchStrategy:
+        return st.none() | self.version()
+
+    def amount(self) -> st.SearchStrategy:
+        return st.none() | self.value(st.floats(0, 10_000), DOUBLES)
+
+    def page_size(self) -> st.SearchStrategy:
+        return self.value(st.integers(0, 3), st.one_of(st.sampled_from([200, 201, -1]), INT32))
+
+    def page_token(self, s: Seeded) -> st.SearchStrategy:
+        return self.text(
+            st.sampled_from(["", *s.tokens]),
+            st.builds(_mutate, st.sampled_from(s.tokens), st.integers(0, 10_000), UNICODE),
+            st.sampled_from(s.tokens).map(lambda t: t[:-1]),
+        )
+
+    def variables(self) -> st.SearchStrategy:
+        keys = self.text(st.sampled_from(["name", "greeting", "a", "b"]))
+        some = st.dictionaries(keys, self.text(st.text(max_size=5), st.just("x" * 1000)), max_size=5)
+        every = st.builds(  # every variable of the seeded templates, and maybe others
+            lambda value, extra: {**extra, **dict.fromkeys(["name", "greeting", "a", "b"], value)},
+            self.text(st.text(max_size=20)),
+            some,
+        )
+        return self.value(every, some)
+
+    def trace_id(self, s: Seeded) -> st.SearchStrategy:
+        return self.text(
+            st.one_of(st.sampled_from(s.traces), st.uuids().map(str),
+                      st.uuids().map(lambda u: u.hex.upper())),
+            st.sampled_from(s.traces).map(str.upper),
+            st.uuids().map(lambda u: f" {u} "),
+            st.uuids().map(lambda u: "----" + u.hex),  # dashes where a UUID has none
+            st.sampled_from(["0" * 32, str(uuid.UUID(int=0))]),
+            st.from_regex(r"[0-9a-fA-F-]{30,38}", fullmatch=True),
+        )
+
+    def span_id(self) -> st.SearchStrategy:
+        printable = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+        return st.none() | self.text(
+            st.text(printable, min_size=1, max_size=128),
+            st.sampled_from(["a" * 129, " lead", "trail ", "in side"]),
+        )
+
+    def outcome(self, s: Seeded) -> st.SearchStrategy:
+        return st.one_of(
+            st.sampled_from(s.outcomes),  # the same again: a duplicate
+            st.builds(
+                analytics_pb2.TraceOutcome,
+                trace_id=self.trace_id(s),
+                success=st.none() | st.booleans(),
+                total_cost_usd=self.amount(),
+                duration_ms=self.amount(),
+            ),
+        )
+
+    def usage(self, s: Seeded) -> st.SearchStrategy:
+        return st.one_of(
+            st.sampled_from(s.usages),  # the same again: a duplicate
+            st.builds(
+                analytics_pb2.UsageRecord,
+                prompt_name=self.name(s),
+                prompt_version=self.version(),
+                trace_id=self.trace_id(s),
+                span_id=self.span_id(),
+            ),
+        )
+
+    def unless_valid(self, strategy: st.SearchStrategy, absent) -> st.SearchStrategy:
+        """A sub-message, sometimes left unset."""
+        return self.value(strategy, st.just(absent))
 
 
 def _mutate(token: str, at: int, char: str) -> str:
@@ -246,78 +329,15 @@ def _mutate(token: str, at: int, char: str) -> str:
     return token[:at] + char + token[at + 1 :]
 
 
-def page_tokens(s: Seeded) -> st.SearchStrategy:
-    return text(
-        st.sampled_from(["", *s.tokens]),
-        st.builds(_mutate, st.sampled_from(s.tokens), st.integers(0, 10_000), st.characters()),
-        st.sampled_from(s.tokens).map(lambda t: t[:-1]),
-    )
+VALID, ANY = Fields(valid_only=True), Fields(valid_only=False)
 
 
-PAGE_SIZE = st.one_of(st.integers(0, 3), st.one_of(st.sampled_from([200, 201, -1]), INT32))
-_SOME_VARIABLES = st.dictionaries(
-    text(st.sampled_from(["name", "greeting", "a", "b"])), text(st.text(max_size=5), st.just("x" * 1000)),
-    max_size=5,
-)
-# Every variable of the seeded templates, or only some, plus arbitrary ones.
-VARIABLES = st.one_of(
-    st.builds(
-        lambda value, extra: {**extra, **dict.fromkeys(["name", "greeting", "a", "b"], value)},
-        text(st.text(max_size=20)),
-        _SOME_VARIABLES,
-    ),
-    _SOME_VARIABLES,
-)
-
-
-def trace_ids(s: Seeded) -> st.SearchStrategy:
-    return text(
-        st.one_of(st.sampled_from(s.traces), st.uuids().map(str)),
-        st.sampled_from(s.traces).map(str.upper),
-        st.uuids().map(lambda u: u.hex.upper()),
-        st.uuids().map(lambda u: f" {u} "),
-        st.uuids().map(lambda u: "----" + u.hex),  # dashes where a UUID has none
-        st.sampled_from(["0" * 32, str(uuid.UUID(int=0))]),
-        st.from_regex(r"[0-9a-fA-F-]{30,38}", fullmatch=True),
-    )
-
-
-SPAN = st.none() | text(
-    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=128),
-    st.sampled_from(["root", "a" * 129, " lead", "trail ", "in side"]),
-)
-
-
-def outcomes(s: Seeded) -> st.SearchStrategy:
-    return st.one_of(
-        st.sampled_from(s.outcomes),  # the same again: duplicate
-        st.builds(
-            analytics_pb2.TraceOutcome,
-            trace_id=trace_ids(s),
-            success=st.none() | st.booleans(),
-            total_cost_usd=OPTIONAL_DOUBLE,
-            duration_ms=OPTIONAL_DOUBLE,
-        ),
-    )
-
-
-def usages(s: Seeded) -> st.SearchStrategy:
-    return st.one_of(
-        st.sampled_from(s.usages),  # the same again: duplicate
-        st.builds(
-            analytics_pb2.UsageRecord,
-            prompt_name=names(s),
-            prompt_version=VERSION,
-            trace_id=trace_ids(s),
-            span_id=SPAN,
-        ),
-    )
-
-
-def streams(message, field_name: str, items: st.SearchStrategy) -> st.SearchStrategy:
-    """0-4 messages of 0-8 records; sometimes led by one over the per-message
-    limit, which fails the whole stream before anything is stored."""
-    batches = st.lists(st.lists(items, max_size=8), max_size=4)
+def streams(message, field_name: str, items) -> st.SearchStrategy:
+    """0-4 messages of 0-8 records, each record valid or not by its own draw;
+    sometimes led by one over the per-message record limit, which fails the
+    whole stream before anything is stored."""
+    records = st.one_of(items(VALID), items(ANY))
+    batches = st.lists(st.lists(records, max_size=8), max_size=4)
 
     def build(batches, oversized):
         msgs = [message(**{field_name: b}) for b in batches]
@@ -401,56 +421,69 @@ def _summary_adds_up(rpc_name: str, field_name: str, table: str):
     return check
 
 
+def _both(build) -> Callable[[Seeded], st.SearchStrategy]:
+    """Requests with every field valid, or with any field arbitrary."""
+    return lambda s: st.one_of(build(s, VALID), build(s, ANY))
+
+
 RPCS = [
     Rpc("CreatePromptVersion", "PromptService", prompts_pb2.CreatePromptVersionRequest, "write",
-        lambda s: st.builds(
+        _both(lambda s, f: st.builds(
             prompts_pb2.CreatePromptVersionRequest,
-            name=names(s),
-            version=OPTIONAL_VERSION,
-            template_text=text(TEMPLATES),
-            description=text(st.text(max_size=50)),
-            parent_version=OPTIONAL_VERSION,
+            name=f.name(s),
+            version=f.optional_version(),
+            template_text=f.text(TEMPLATES, st.text(alphabet="{}ab_ 0", max_size=12)),
+            description=f.text(st.text(NO_NUL, max_size=50)),
+            parent_version=f.optional_version(),
             activate=st.none() | st.booleans(),
-        ), _created),
+        )), _created),
     Rpc("ListPrompts", "PromptService", prompts_pb2.ListPromptsRequest, "read",
-        lambda s: st.builds(prompts_pb2.ListPromptsRequest, page_size=PAGE_SIZE, page_token=page_tokens(s))),
+        _both(lambda s, f: st.builds(
+            prompts_pb2.ListPromptsRequest, page_size=f.page_size(), page_token=f.page_token(s)
+        ))),
     Rpc("ListPromptVersions", "PromptService", prompts_pb2.ListPromptVersionsRequest, "read",
-        lambda s: st.builds(
+        _both(lambda s, f: st.builds(
             prompts_pb2.ListPromptVersionsRequest,
-            name=names(s), page_size=PAGE_SIZE, page_token=page_tokens(s),
-        )),
+            name=f.name(s), page_size=f.page_size(), page_token=f.page_token(s),
+        ))),
     Rpc("GetPromptVersion", "PromptService", prompts_pb2.GetPromptVersionRequest, "read",
-        lambda s: st.builds(prompts_pb2.GetPromptVersionRequest, name=names(s), version=OPTIONAL_VERSION)),
+        _both(lambda s, f: st.builds(
+            prompts_pb2.GetPromptVersionRequest, name=f.name(s), version=f.optional_version()
+        ))),
     Rpc("ActivatePromptVersion", "PromptService", prompts_pb2.ActivatePromptVersionRequest, "write",
-        lambda s: st.builds(prompts_pb2.ActivatePromptVersionRequest, name=names(s), version=VERSION),
-        _activated),
+        _both(lambda s, f: st.builds(
+            prompts_pb2.ActivatePromptVersionRequest, name=f.name(s), version=f.version()
+        )), _activated),
     Rpc("RenderPrompt", "PromptService", prompts_pb2.RenderPromptRequest, "read",
         lambda s: st.one_of(
-            st.builds(prompts_pb2.RenderPromptRequest, name=names(s), version=OPTIONAL_VERSION,
-                      variables=VARIABLES),
-            # The amplifier's one variable, up to the largest request: what
-            # the rendered text would be is far past any message limit.
+            _both(lambda s, f: st.builds(
+                prompts_pb2.RenderPromptRequest,
+                name=f.name(s), version=f.optional_version(), variables=f.variables(),
+            ))(s),
+            # The amplifier's one variable, up to the largest request: the
+            # rendered text would be far past any message limit.
             st.builds(
                 lambda n: prompts_pb2.RenderPromptRequest(name="amp", variables={"a": "y" * n}),
                 st.sampled_from([1, 300, 100_000, 4_000_000]),
             ),
         )),
     Rpc("RecordTraceOutcome", "AnalyticsService", analytics_pb2.RecordTraceOutcomeRequest, "write",
-        lambda s: st.builds(analytics_pb2.RecordTraceOutcomeRequest, outcome=st.none() | outcomes(s)),
-        _outcome_recorded),
+        _both(lambda s, f: st.builds(
+            analytics_pb2.RecordTraceOutcomeRequest, outcome=f.unless_valid(f.outcome(s), None)
+        )), _outcome_recorded),
     Rpc("StreamTraceOutcomes", "AnalyticsService", analytics_pb2.StreamTraceOutcomesRequest, "stream",
-        lambda s: streams(analytics_pb2.StreamTraceOutcomesRequest, "outcomes", outcomes(s)),
+        lambda s: streams(analytics_pb2.StreamTraceOutcomesRequest, "outcomes", lambda f: f.outcome(s)),
         _summary_adds_up("StreamTraceOutcomes", "outcomes", "outcome")),
     Rpc("RecordUsage", "AnalyticsService", analytics_pb2.RecordUsageRequest, "write",
-        lambda s: st.builds(analytics_pb2.RecordUsageRequest, usage=st.none() | usages(s)),
-        _usage_recorded),
+        _both(lambda s, f: st.builds(
+            analytics_pb2.RecordUsageRequest, usage=f.unless_valid(f.usage(s), None)
+        )), _usage_recorded),
     Rpc("StreamUsage", "AnalyticsService", analytics_pb2.StreamUsageRequest, "stream",
-        lambda s: streams(analytics_pb2.StreamUsageRequest, "records", usages(s)),
+        lambda s: streams(analytics_pb2.StreamUsageRequest, "records", lambda f: f.usage(s)),
         _summary_adds_up("StreamUsage", "records", "usage_link")),
     Rpc("ComparePromptVersions", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "read",
-        lambda s: st.builds(analytics_pb2.ComparePromptVersionsRequest, name=names(s))),
+        _both(lambda s, f: st.builds(analytics_pb2.ComparePromptVersionsRequest, name=f.name(s)))),
 ]
-BY_NAME = {rpc.name: rpc for rpc in RPCS}
 
 
 def test_every_rpc_of_both_services_is_covered():
