@@ -101,7 +101,9 @@ def start_server(settings: Settings) -> RunningServer:
     health_servicer = health.HealthServicer()
     database_health = DatabaseHealth(health_servicer, SERVICE_NAMES, settings.health_check_seconds)
     draining = threading.Event()
-    registry = PromptRegistry(settings.max_template_bytes, settings.max_page_size)
+    registry = PromptRegistry(
+        settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
+    )
 
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -20,6 +20,10 @@ from .storage import is_postgres, setting
 from .validation import INT32_MAX, MAX_PAGE_SIZE, check_name, check_page_size, check_text, check_version
 
 MAX_DESCRIPTION_CHARS = 4096
+# A rendered text must fit in a response message, beside a few bytes of
+# framing and the version number.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_RESPONSE_FRAMING_BYTES = 16
 # A create that keeps losing races (only possible under heavy contention on
 # one name) gives up with UNAVAILABLE rather than spin.
 _CREATE_ATTEMPTS = 8
@@ -57,9 +61,15 @@ def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionV
 class PromptRegistry:
     """Every PromptService operation, for one server's limits."""
 
-    def __init__(self, max_template_bytes: int, max_page_size: int = MAX_PAGE_SIZE):
+    def __init__(
+        self,
+        max_template_bytes: int,
+        max_page_size: int = MAX_PAGE_SIZE,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ):
         self.max_template_bytes = max_template_bytes
         self.max_page_size = max_page_size
+        self.max_rendered_bytes = max_message_bytes - _RESPONSE_FRAMING_BYTES
         self._page_token_key: bytes | None = None
 
     @property
@@ -217,7 +227,8 @@ class PromptRegistry:
             check_version(version)
         prompt = self._prompt(caller, name)
         row = self._version(prompt, version)
-        return templates.parse(row.template_text).render(variables), row.version
+        text = templates.parse(row.template_text).render(variables, self.max_rendered_bytes)
+        return text, row.version
 
     def list_all(
         self, caller: Caller, page_size: int = 0, page_token: str = ""

@@ -3,9 +3,28 @@
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ResourceExhausted
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A status message travels in a trailer that clients cap (16 KiB in gRPC by
+# default, and the message goes there three times: grpc-message and twice in
+# the details), while a template may hold thousands of variables or one of
+# 64 kB: name the first few missing ones, and count the rest.
+_MAX_LISTED_CHARS = 400
+_MAX_NAME_CHARS = 40
+
+
+def _listed(names: list[str]) -> str:
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        short = name if len(name) <= _MAX_NAME_CHARS else name[:_MAX_NAME_CHARS] + "..."
+        if shown and used + len(short) > _MAX_LISTED_CHARS:
+            break
+        shown.append(short)
+        used += len(short) + 2
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
 
 
 @dataclass(frozen=True)
@@ -19,15 +38,27 @@ class Template:
         """Variable names in order of first appearance, each once."""
         return list(dict.fromkeys(self.parts[1::2]))
 
-    def render(self, values: dict[str, str]) -> str:
+    def render(self, values: dict[str, str], max_bytes: int | None = None) -> str:
+        """The filled-in text; its UTF-8 size is checked against `max_bytes`
+        before it is built, since one placeholder may repeat 20,000 times."""
         missing = [name for name in self.variables if name not in values]
         if missing:
             raise InvalidArgument(
-                "missing template variable" + ("s " if len(missing) > 1 else " ")
-                + ", ".join(missing),
+                "missing template variable" + ("s " if len(missing) > 1 else " ") + _listed(missing),
                 field="variables",
                 reason="MISSING_VARIABLE",
             )
+        if max_bytes is not None:
+            sizes = {name: len(values[name].encode()) for name in self.variables}
+            size = sum(
+                len(part.encode()) if i % 2 == 0 else sizes[part] for i, part in enumerate(self.parts)
+            )
+            if size > max_bytes:
+                raise ResourceExhausted(
+                    f"the rendered text would be {size} bytes; the limit is {max_bytes}",
+                    field="variables",
+                    reason="RENDERED_TOO_LARGE",
+                )
         return "".join(
             part if i % 2 == 0 else values[part] for i, part in enumerate(self.parts)
         )

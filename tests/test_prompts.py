@@ -482,6 +482,32 @@ def test_render_names_every_missing_variable(client):
     assert "greeting" in err.message and "sender" in err.message
 
 
+def test_render_of_thousands_of_missing_variables_names_a_few_and_counts_the_rest(client):
+    # Listing all 2,000 made a 55 kB status message: past gRPC's 16 KiB
+    # trailer limit, the caller saw RESOURCE_EXHAUSTED and no reason.
+    names = [f"v{i}_{'x' * 20}" for i in range(2000)] + ["w" * 5000]
+    client.create_prompt_version("crowded", " ".join("{" + n + "}" for n in names))
+    err = expect_error(INVALID, client.render_prompt, "crowded", {names[0]: "given"})
+    assert err.reason == "MISSING_VARIABLE" and err.field == "variables"
+    assert names[1] in err.message and names[0] not in err.message
+    shown = err.message.count("_xxxx")
+    assert 0 < shown < 100 and err.message.endswith(f" and {len(names) - 1 - shown} more")
+    assert len(err.message) < 1000
+
+
+def test_render_past_the_message_limit_is_resource_exhausted_before_it_is_built(client):
+    # 21,000 placeholders and a 4 MB value would be 84 GB of text: the server
+    # tried to build it (MemoryError, UNKNOWN) before this limit existed.
+    client.create_prompt_version("amplifier", "{a}" * 21_000)
+    err = expect_error(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, client.render_prompt, "amplifier", {"a": "y" * 4_000_000}
+    )
+    assert (err.reason, err.field) == ("RENDERED_TOO_LARGE", "variables")
+    assert "84000000000 bytes" in err.message
+    fits = client.render_prompt("amplifier", {"a": "y" * 199})  # 4,179,000 bytes
+    assert len(fits.text) == 21_000 * 199
+
+
 def test_render_uses_the_active_version_by_default(client):
     client.create_prompt_version("greeter", "one {x}")
     client.create_prompt_version("greeter", "two {x}")

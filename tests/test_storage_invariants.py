@@ -49,11 +49,11 @@ def _snapshot(client, name: str) -> list[tuple]:
     return out
 
 
-def _create_account(url: str) -> str:
+def _create_account(url: str, name: str | None = None) -> str:
     """An account made by the real command on the database at `url`; its key."""
     done = subprocess.run(
         [sys.executable, "-m", "promptgauge.server.cli", "accounts", "create",
-         f"acct-{uuid.uuid4().hex[:12]}", "--database-url", url],
+         name or f"acct-{uuid.uuid4().hex[:12]}", "--database-url", url],
         capture_output=True, text=True, timeout=60, check=True,
     )
     return done.stdout.strip().splitlines()[-1]

@@ -157,9 +157,11 @@ class PromptServiceServicer:
         literal braces. Variables the template does not use are ignored.
 
         Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
-        version not positive, a missing variable: the message names every
-        missing one); NOT_FOUND (no such prompt or version); UNAVAILABLE (the
-        database is unavailable: retry).
+        version not positive, a missing variable: the message names the missing
+        ones, the first few when there are many, and counts the rest); NOT_FOUND
+        (no such prompt or version); RESOURCE_EXHAUSTED (the rendered text would
+        not fit in a response message); UNAVAILABLE (the database is
+        unavailable: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
