@@ -25,9 +25,6 @@ from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import (
     OBSERVATION_LINKED,
     OBSERVATION_OUTCOME,
-    Observation,
-    Prompt,
-    PromptVersion,
     VersionCheckpoint,
     db,
     utcnow,
@@ -144,7 +141,8 @@ class VersionMetrics:
 
 @dataclass
 class _Tally:
-    """A version's counters: a checkpoint's, plus observations folded in."""
+    """A version's counters: a checkpoint's (statements.CHECKPOINT_COLUMNS[1:8]),
+    plus observations folded in."""
 
     total_traces: int = 0
     success_n: int = 0
@@ -153,11 +151,6 @@ class _Tally:
     cost_sum: float = 0.0
     duration_n: int = 0
     duration_sum: float = 0.0
-
-    @classmethod
-    def of(cls, cp: VersionCheckpoint) -> "_Tally":
-        return cls(cp.total_traces, cp.success_n, cp.success_true, cp.cost_n, cp.cost_sum,
-                   cp.duration_n, cp.duration_sum)
 
     def add(self, kind: int, success, total_cost_usd, duration_ms) -> float | None:
         """Fold one observation's columns; return its duration, for the sketch."""
@@ -174,11 +167,6 @@ class _Tally:
             self.duration_n += 1
             self.duration_sum += duration_ms
         return duration_ms
-
-
-# What a fold or a comparison reads of an observation, as plain tuples: no
-# model instance per row on the paths that read thousands of them.
-_SIGNALS = (Observation.kind, Observation.success, Observation.total_cost_usd, Observation.duration_ms)
 
 
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
@@ -317,49 +305,38 @@ class Analytics:
     def compare(self, caller: Caller, name: str) -> list[VersionMetrics]:
         """Metrics of every version of a prompt, by version ascending."""
         validation.check_name(name)
-        prompt = Prompt.get_or_none((Prompt.account == caller.account_id) & (Prompt.name == name))
-        if prompt is None:
+        # One statement for the prompt, its versions and their checkpoints,
+        # one for the tails after the checkpoints as read there.
+        rows = statements.comparison(caller.account_id, name)
+        if not rows:
             raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
-        versions = list(
-            PromptVersion.select(PromptVersion.id, PromptVersion.version, PromptVersion.template_text)
-            .where(PromptVersion.prompt == prompt)
-            .order_by(PromptVersion.version)
-        )
-        checkpoints = {
-            cp.version_id: cp
-            for cp in VersionCheckpoint.select().where(
-                VersionCheckpoint.version.in_([v.id for v in versions])
-            )
-        }
-        tallies = {vid: _Tally.of(cp) for vid, cp in checkpoints.items()}
+        versions = [row for row in rows if row[0] is not None]
+        checkpoints = {vid: cp for vid, _, _, *cp in versions if cp[0] is not None}
+        tallies = {vid: _Tally(*cp[1:8]) for vid, cp in checkpoints.items()}
         durations: dict = {vid: [] for vid in checkpoints}
         tail_sizes: dict = dict.fromkeys(checkpoints, 0)
         if checkpoints:
-            # The tail after each checkpoint as read above: observations are
-            # append-only, so this stays right even if a fold commits meanwhile.
-            after = None
-            for vid, cp in checkpoints.items():
-                term = (Observation.version == vid) & (Observation.id > cp.last_observation_id)
-                after = term if after is None else after | term
-            for vid, *signals in Observation.select(Observation.version, *_SIGNALS).where(after).tuples():
+            # Observations are append-only, so the tail after each checkpoint
+            # as read above stays right even if a fold commits meanwhile.
+            for vid, *signals in statements.tails([(vid, cp[0]) for vid, cp in checkpoints.items()]):
                 tail_sizes[vid] += 1
                 duration = tallies[vid].add(*signals)
                 if duration is not None:
                     durations[vid].append(duration)
         metrics = []
-        for v in versions:
-            t = tallies.get(v.id, _Tally())
-            cp = checkpoints.get(v.id)
-            sketch = LatencySketch.from_bytes(cp.sketch if cp else None)
+        for vid, version, template_text, *_ in versions:
+            t = tallies.get(vid, _Tally())
+            cp = checkpoints.get(vid)
+            sketch = LatencySketch.from_bytes(cp[8] if cp else None)
             metrics.append(
                 VersionMetrics(
-                    version=v.version,
-                    template_text=v.template_text,
+                    version=version,
+                    template_text=template_text,
                     total_traces=t.total_traces,
                     success_rate=t.success_true / t.success_n if t.success_n else None,
                     avg_cost_usd=t.cost_sum / t.cost_n if t.cost_n else None,
                     avg_latency_ms=t.duration_sum / t.duration_n if t.duration_n else None,
-                    p95_latency_ms=sketch.quantile(0.95, durations.get(v.id, ())),
+                    p95_latency_ms=sketch.quantile(0.95, durations.get(vid, ())),
                 )
             )
         self._fold_if_due({vid for vid, n in tail_sizes.items() if n >= self.fold_at}, counted=True)
@@ -386,37 +363,17 @@ class Analytics:
     def fold(self, version_id, limit: int = 100_000) -> int:
         """Fold up to `limit` observations into a version's checkpoint; return how many."""
         with db.atomic():
-            query = VersionCheckpoint.select().where(VersionCheckpoint.version == version_id)
-            if is_postgres():
-                query = query.for_update()
-            cp = query.get()
-            rows = list(
-                Observation.select(Observation.id, *_SIGNALS)
-                .where((Observation.version == version_id) & (Observation.id > cp.last_observation_id))
-                .order_by(Observation.id)
-                .limit(limit)
-                .tuples()
-            )
+            cp = statements.checkpoint(version_id, lock=is_postgres())
+            rows = statements.tail(version_id, cp[0], limit) if cp else []
             if not rows:
                 return 0
-            tally = _Tally.of(cp)
+            tally = _Tally(*cp[1:8])
             durations = [d for d in (tally.add(*row[1:]) for row in rows) if d is not None]
-            sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
+            sketch = LatencySketch.from_bytes(cp[8]).add(durations)
             # Guarded by the last folded id: a checkpoint moved by anyone else
             # since it was read is left alone, never folded twice.
-            updated = (
-                VersionCheckpoint.update(
-                    last_observation_id=rows[-1][0],
-                    sketch=sketch.to_bytes(),
-                    **vars(tally),
-                )
-                .where(
-                    (VersionCheckpoint.version == version_id)
-                    & (VersionCheckpoint.last_observation_id == cp.last_observation_id)
-                )
-                .execute()
-            )
-            return len(rows) if updated else 0
+            state = (rows[-1][0], *vars(tally).values(), sketch.to_bytes())
+            return len(rows) if statements.advance(version_id, cp[0], state) else 0
 
     def rebuild(self, version_id) -> None:
         """Recompute a version's checkpoint from its observations alone."""

@@ -70,6 +70,12 @@ def _flat(rows: Sequence[Sequence]) -> list:
     return [value for row in rows for value in row]
 
 
+def _version(version_id) -> str:
+    """A version id as a parameter: a uuid.UUID (from a peewee model) is not
+    one that sqlite3 takes."""
+    return PromptVersion.id.db_value(version_id)
+
+
 def _execute(sql: str, params: Sequence = ()):
     return db.execute_sql(sql, params)
 
@@ -184,7 +190,8 @@ def _tail_sql(param: str) -> str:
 
 def tail_size(version_id, limit: int) -> int:
     """Observations after a version's checkpoint, counting at most `limit`."""
-    return _execute(_tail_sql(db.param), [version_id, version_id, limit]).fetchone()[0]
+    vid = _version(version_id)
+    return _execute(_tail_sql(db.param), [vid, vid, limit]).fetchone()[0]
 
 
 @lru_cache(maxsize=64)
@@ -217,3 +224,80 @@ def _key_sql(param: str) -> str:
 def api_key(key_hash: str) -> tuple | None:
     """(id, account_id, key_hash, revoke_time) of the key with this hash, or None."""
     return _execute(_key_sql(db.param), [key_hash]).fetchone()
+
+
+# -- checkpoints and comparisons ------------------------------------------------
+
+# A checkpoint's state in _Tally's order, then its sketch.
+CHECKPOINT_COLUMNS = (
+    VersionCheckpoint.last_observation_id, VersionCheckpoint.total_traces, VersionCheckpoint.success_n,
+    VersionCheckpoint.success_true, VersionCheckpoint.cost_n, VersionCheckpoint.cost_sum,
+    VersionCheckpoint.duration_n, VersionCheckpoint.duration_sum, VersionCheckpoint.sketch,
+)
+_SIGNAL_COLUMNS = (Observation.kind, Observation.success, Observation.total_cost_usd, Observation.duration_ms)
+_UNION_MAX = 100  # per-version selects in one UNION ALL (SQLite allows 500)
+
+
+def checkpoint(version_id, lock: bool) -> tuple | None:
+    """A version's checkpoint, as CHECKPOINT_COLUMNS; with `lock`, FOR UPDATE."""
+    cp = VersionCheckpoint
+    sql = (f"SELECT {_cols(CHECKPOINT_COLUMNS)} FROM {_table(cp)} WHERE {_q(cp.version.column_name)} = "
+           f"{db.param}" + (" FOR UPDATE" if lock else ""))
+    return _execute(sql, [_version(version_id)]).fetchone()
+
+
+def tail(version_id, after: int, limit: int) -> list[tuple]:
+    """(id, kind, success, cost, duration) of a version's observations after
+    id `after`, in id order, at most `limit`."""
+    o, p = Observation, db.param
+    sql = (f"SELECT {_cols((o.id, *_SIGNAL_COLUMNS))} FROM {_table(o)} WHERE {_q(o.version.column_name)} = "
+           f"{p} AND {_q(o.id.column_name)} > {p} ORDER BY {_q(o.id.column_name)} LIMIT {p}")
+    return _execute(sql, [_version(version_id), after, limit]).fetchall()
+
+
+def advance(version_id, was: int, state: Sequence) -> bool:
+    """Set a checkpoint to `state` (CHECKPOINT_COLUMNS' values) if its last
+    folded id is still `was`; whether it was."""
+    cp, p = VersionCheckpoint, db.param
+    sets = ", ".join(f"{_q(f.column_name)} = {p}" for f in CHECKPOINT_COLUMNS)
+    sql = (f"UPDATE {_table(cp)} SET {sets} WHERE {_q(cp.version.column_name)} = {p} "
+           f"AND {_q(cp.last_observation_id.column_name)} = {p}")
+    return _execute(sql, [*state, _version(version_id), was]).rowcount == 1
+
+
+@lru_cache(maxsize=4)
+def _comparison_sql(param: str) -> str:
+    p, v, cp = Prompt, PromptVersion, VersionCheckpoint
+    checkpoint_columns = ", ".join(f"c.{_q(f.column_name)}" for f in CHECKPOINT_COLUMNS)
+    return (
+        f"SELECT v.{_q(v.id.column_name)}, v.{_q(v.version.column_name)}, "
+        f"v.{_q(v.template_text.column_name)}, {checkpoint_columns} FROM {_table(p)} AS p "
+        f"LEFT JOIN {_table(v)} AS v ON v.{_q(v.prompt.column_name)} = p.{_q(p.id.column_name)} "
+        f"LEFT JOIN {_table(cp)} AS c ON c.{_q(cp.version.column_name)} = v.{_q(v.id.column_name)} "
+        f"WHERE p.{_q(p.account.column_name)} = {param} AND p.{_q(p.name.column_name)} = {param} "
+        f"ORDER BY v.{_q(v.version.column_name)}"
+    )
+
+
+def comparison(account_id: int, name: str) -> list[tuple]:
+    """A prompt's versions by version, each (id, version, template_text, then
+    its checkpoint's CHECKPOINT_COLUMNS): no rows if there is no such prompt,
+    one row of None if it has no version."""
+    return _execute(_comparison_sql(db.param), [account_id, name]).fetchall()
+
+
+@lru_cache(maxsize=128)
+def _tails_sql(param: str, versions: int) -> str:
+    o = Observation
+    one = (f"SELECT {_cols((o.version, *_SIGNAL_COLUMNS))} FROM {_table(o)} "
+           f"WHERE {_q(o.version.column_name)} = {param} AND {_q(o.id.column_name)} > {param}")
+    return " UNION ALL ".join([one] * versions)
+
+
+def tails(after: Sequence[tuple]) -> list[tuple]:
+    """(version_id, kind, success, cost, duration) of the observations after
+    each (version_id, last folded id): one index range scan per version."""
+    out: list[tuple] = []
+    for chunk in chunks(after, _UNION_MAX):
+        out.extend(_execute(_tails_sql(db.param, len(chunk)), _flat(chunk)).fetchall())
+    return out
