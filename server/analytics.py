@@ -296,8 +296,11 @@ class Analytics:
             return set()
         versions = sorted({row[0] for row in rows}, key=str)
         last = statements.last_folded(versions, share=is_postgres())
+        # A version without a checkpoint (none should be: they are made with
+        # their version) has nothing to fold into.
         return {
-            vid for obs_id, vid in statements.insert_observations(rows) if obs_id - last[vid] >= self.fold_at
+            vid for obs_id, vid in statements.insert_observations(rows)
+            if vid in last and obs_id - last[vid] >= self.fold_at
         }
 
     # -- aggregation --------------------------------------------------------
