@@ -9,6 +9,8 @@ import datetime
 import time
 import uuid
 
+from promptgauge.server.storage import SQLITE_PRAGMAS
+
 SQL = {
     # One usage record: its trace row, the link, the "linked" observation.
     "trace": "INSERT INTO trace (account_id, trace_id, has_outcome) VALUES ({p}, {p}, {p}) {ignore}",
@@ -50,10 +52,10 @@ class Raw:
             import sqlite3
 
             self.conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-            # As server/storage.py: WAL, a durable commit, foreign keys checked.
-            for pragma in ("journal_mode = wal", "synchronous = full", "foreign_keys = 1",
-                           "busy_timeout = 10000"):
-                self.conn.execute(f"PRAGMA {pragma}")
+            # The server's own pragmas: WAL, a durable commit, foreign keys
+            # checked, the WAL checkpointed as often.
+            for pragma, value in {**SQLITE_PRAGMAS, "busy_timeout": 10000}.items():
+                self.conn.execute(f"PRAGMA {pragma} = {value}")
             fmt = {"p": "?", "ignore": ""}
         self.sql = {k: v.format(**fmt) for k, v in SQL.items()}
         if not self.postgres:

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from peewee import IntegrityError
 
+from . import statements
 from .errors import AlreadyExists, NotFound, Unauthenticated
 from .models import Account, ApiKey, db, utcnow
 from .validation import check_name
@@ -100,16 +101,16 @@ def authenticate(authorization: str | None) -> Caller:
     if scheme.lower() != "bearer" or not plain.strip():
         raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
     digest = _hash(plain.strip())
-    row = (
-        ApiKey.select(ApiKey.id, ApiKey.account, ApiKey.key_hash, ApiKey.revoke_time)
-        .where(ApiKey.key_hash == digest)
-        .first()
-    )
+    # Every call runs this: SQL written once (statements.py), not built by peewee.
+    row = statements.api_key(digest)
     # The index lookup compares hashes, which tells a timing attacker nothing
     # about the key; the final comparison is constant-time all the same. No
     # cache: a revoked key fails at once, on every replica. One message for
     # unknown and revoked keys, never echoing the key: a caller learns nothing
     # about which keys exist.
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoke_time is not None:
+    if row is None:
         raise Unauthenticated("invalid or revoked API key")
-    return Caller(account_id=row.account_id, key_id=row.id)
+    key_id, account_id, key_hash, revoke_time = row
+    if not hmac.compare_digest(key_hash, digest) or revoke_time is not None:
+        raise Unauthenticated("invalid or revoked API key")
+    return Caller(account_id=account_id, key_id=key_id)

@@ -19,22 +19,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from . import validation
+from . import statements, validation
 from .accounts import Caller
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import (
     OBSERVATION_LINKED,
     OBSERVATION_OUTCOME,
-    Observation,
-    Prompt,
-    PromptVersion,
-    Trace,
-    UsageLink,
     VersionCheckpoint,
     db,
     utcnow,
 )
 from .sketch import LatencySketch
+from .statements import TraceRow
 from .storage import is_postgres
 
 log = logging.getLogger("promptgauge.analytics")
@@ -47,7 +43,6 @@ DUPLICATE = "duplicate"
 # fold is cheap (the sketch compresses only every ~700 durations, whatever
 # this is), so it can be small: a comparison of 10 versions reads < 2k rows.
 FOLD_AT = 200
-_CHUNK = 500  # rows per INSERT statement
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -146,7 +141,8 @@ class VersionMetrics:
 
 @dataclass
 class _Tally:
-    """A version's counters: a checkpoint's, plus observations folded in."""
+    """A version's counters: a checkpoint's (statements.CHECKPOINT_COLUMNS[1:8]),
+    plus observations folded in."""
 
     total_traces: int = 0
     success_n: int = 0
@@ -155,11 +151,6 @@ class _Tally:
     cost_sum: float = 0.0
     duration_n: int = 0
     duration_sum: float = 0.0
-
-    @classmethod
-    def of(cls, cp: VersionCheckpoint) -> "_Tally":
-        return cls(cp.total_traces, cp.success_n, cp.success_true, cp.cost_n, cp.cost_sum,
-                   cp.duration_n, cp.duration_sum)
 
     def add(self, kind: int, success, total_cost_usd, duration_ms) -> float | None:
         """Fold one observation's columns; return its duration, for the sketch."""
@@ -178,16 +169,6 @@ class _Tally:
         return duration_ms
 
 
-# What a fold or a comparison reads of an observation, as plain tuples: no
-# model instance per row on the paths that read thousands of them.
-_SIGNALS = (Observation.kind, Observation.success, Observation.total_cost_usd, Observation.duration_ms)
-
-
-def _chunks(rows: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
     """Results so far (RECORDED until shown otherwise, or why a record is
     invalid) and the valid records with their indexes."""
@@ -201,66 +182,24 @@ def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[in
     return results, valid
 
 
-def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> dict[str, Trace]:
-    """The trace rows of these ids, created if new, locked for this transaction."""
+def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> tuple[dict[str, TraceRow], set[str]]:
+    """The trace rows of these ids, created if new, locked for this
+    transaction; and which of them were created (a new trace has no links)."""
     ids = sorted(set(trace_ids))  # one lock order for every writer: no deadlocks
-    for chunk in _chunks(ids):
-        Trace.insert_many(
-            [{"account": caller.account_id, "trace_id": t} for t in chunk]
-        ).on_conflict_ignore().execute()
-    rows: dict[str, Trace] = {}
-    for chunk in _chunks(ids):
-        query = (
-            Trace.select()
-            .where((Trace.account == caller.account_id) & Trace.trace_id.in_(list(chunk)))
-            .order_by(Trace.trace_id)
-        )
-        if is_postgres():
-            query = query.for_update()
-        rows.update((t.trace_id, t) for t in query)
-    return rows
+    rows = statements.new_traces(caller.account_id, ids)
+    created = set(rows)
+    old = [t for t in ids if t not in created]
+    if old:
+        # A row this transaction inserted is locked already; the others FOR
+        # UPDATE, in the same order.
+        rows.update(statements.traces(caller.account_id, old, lock=is_postgres()))
+    return rows, created
 
 
-def _add_observations(rows: list[dict]) -> None:
-    """Append observations, holding their versions' checkpoints against a fold."""
-    if not rows:
-        return
-    if is_postgres():
-        versions = sorted({r["version"] for r in rows}, key=str)
-        list(
-            VersionCheckpoint.select(VersionCheckpoint.version)
-            .where(VersionCheckpoint.version.in_(versions))
-            .order_by(VersionCheckpoint.version)
-            .for_update("FOR SHARE")
-        )
-    for chunk in _chunks(rows):
-        Observation.insert_many(chunk).on_conflict_ignore().execute()
-
-
-def _set_outcomes(new: dict[int, Outcome]) -> None:
-    """Store outcomes on their trace rows: one UPDATE statement, executemany'd,
-    since building one per trace was a fifth of an outcome batch's time."""
-    if not new:
-        return
-    now = utcnow()
-    sql, _ = (
-        Trace.update(has_outcome=True, success=None, total_cost_usd=None, duration_ms=None, outcome_time=now)
-        .where(Trace.id == 0)
-        .sql()
-    )
-    rows = [(True, o.success, o.total_cost_usd, o.duration_ms, now, pk) for pk, o in new.items()]
-    db.cursor().executemany(sql, rows)
-
-
-def _outcome_row(version_id, trace: Trace | int, outcome) -> dict:
-    return {
-        "version": version_id,
-        "trace": trace,
-        "kind": OBSERVATION_OUTCOME,
-        "success": outcome.success,
-        "total_cost_usd": outcome.total_cost_usd,
-        "duration_ms": outcome.duration_ms,
-    }
+def _outcome_row(version_id, trace_pk: int, outcome) -> tuple:
+    """An observation (in statements.OBSERVATION_COLUMNS order) of an outcome joining a version."""
+    return (version_id, trace_pk, OBSERVATION_OUTCOME, outcome.success, outcome.total_cost_usd,
+            outcome.duration_ms)
 
 
 class Analytics:
@@ -276,9 +215,8 @@ class Analytics:
         results, valid = _checked(items, Outcome.checked)
         if not valid:
             return results
-        touched: set = set()
         with db.atomic():
-            traces = _lock_traces(caller, (o.trace_id for _, o in valid))
+            traces, created = _lock_traces(caller, (o.trace_id for _, o in valid))
             new: dict[int, Outcome] = {}
             for i, outcome in valid:
                 row = traces[outcome.trace_id]
@@ -299,25 +237,18 @@ class Analytics:
                         field="trace_id",
                         reason="OUTCOME_CONFLICT",
                     )
-            _set_outcomes(new)
-            observations = []
-            for chunk in _chunks(list(new)):
-                links = (
-                    UsageLink.select(UsageLink.version, UsageLink.trace)
-                    .where(UsageLink.trace.in_(list(chunk)))
-                    .distinct()
-                )
-                for link in links:
-                    observations.append(_outcome_row(link.version_id, link.trace_id, new[link.trace_id]))
-                    touched.add(link.version_id)
-            _add_observations(observations)
-        self._fold_if_due(touched)
+            statements.set_outcomes([(pk, *o.signals()) for pk, o in new.items()], utcnow(), is_postgres())
+            created_pks = {traces[t].id for t in created}
+            linked = statements.links([pk for pk in new if pk not in created_pks], with_span=False)
+            due = self._add_observations([_outcome_row(vid, pk, new[pk]) for vid, pk in linked])
+        self._fold_if_due(due)
         return results
 
     def record_usage(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
         """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links."""
         results, valid = _checked(items, Usage.checked)
-        versions = self._version_ids(caller, {u.prompt_name for _, u in valid})
+        names = sorted({u.prompt_name for _, u in valid})
+        versions = statements.version_ids(caller.account_id, names) if names else {}
         todo = []
         for i, usage in valid:
             version_id = versions.get((usage.prompt_name, usage.prompt_version))
@@ -331,17 +262,9 @@ class Analytics:
                 todo.append((i, usage, version_id))
         if not todo:
             return results
-        touched: set = set()
         with db.atomic():
-            traces = _lock_traces(caller, (u.trace_id for _, u, _ in todo))
-            trace_pks = [t.id for t in traces.values()]
-            links: set = set()
-            for chunk in _chunks(trace_pks):
-                query = UsageLink.select(UsageLink.version, UsageLink.trace, UsageLink.span_id)
-                links.update(
-                    (link.version_id, link.trace_id, link.span_id)
-                    for link in query.where(UsageLink.trace.in_(list(chunk)))
-                )
+            traces, created = _lock_traces(caller, (u.trace_id for _, u, _ in todo))
+            links = set(statements.links([t.id for t in traces.values() if t.trace_id not in created]))
             pairs = {(version, trace) for version, trace, _ in links}
             new_links, observations = [], []
             for i, usage, version_id in todo:
@@ -351,88 +274,72 @@ class Analytics:
                     results[i] = DUPLICATE
                     continue
                 links.add(key)
-                new_links.append({"version": version_id, "trace": trace.id, "span_id": usage.span_id})
+                new_links.append(key)
                 if (version_id, trace.id) in pairs:
                     continue
                 pairs.add((version_id, trace.id))
-                touched.add(version_id)
-                # Every row with every column: insert_many takes its columns
-                # from the first row, and would drop an outcome row's signals
-                # after a linked row that lacks them.
-                observations.append({
-                    "version": version_id,
-                    "trace": trace.id,
-                    "kind": OBSERVATION_LINKED,
-                    "success": None,
-                    "total_cost_usd": None,
-                    "duration_ms": None,
-                })
+                observations.append((version_id, trace.id, OBSERVATION_LINKED, None, None, None))
                 if trace.has_outcome:
                     observations.append(_outcome_row(version_id, trace.id, trace))
-            for chunk in _chunks(new_links):
-                UsageLink.insert_many(chunk).on_conflict_ignore().execute()
-            _add_observations(observations)
-        self._fold_if_due(touched)
+            statements.insert_links(new_links, utcnow())
+            due = self._add_observations(observations)
+        self._fold_if_due(due)
         return results
 
-    def _version_ids(self, caller: Caller, names: set[str]) -> dict[tuple[str, int], object]:
-        if not names:
-            return {}
-        query = (
-            PromptVersion.select(PromptVersion.id, PromptVersion.version, Prompt.name)
-            .join(Prompt)
-            .where((Prompt.account == caller.account_id) & Prompt.name.in_(sorted(names)))
-        )
-        return {(row.prompt.name, row.version): row.id for row in query}
+    def _add_observations(self, rows: list[tuple]) -> set:
+        """Append observations, holding their versions' checkpoints against a
+        fold; the versions whose tail may have reached fold_at.
+
+        Observation ids only grow, so a tail holds at most (newest id - last
+        folded id) rows: below fold_at, no need to count it."""
+        if not rows:
+            return set()
+        versions = sorted({row[0] for row in rows}, key=str)
+        last = statements.last_folded(versions, share=is_postgres())
+        # A version without a checkpoint (none should be: they are made with
+        # their version) has nothing to fold into.
+        return {
+            vid for obs_id, vid in statements.insert_observations(rows)
+            if vid in last and obs_id - last[vid] >= self.fold_at
+        }
 
     # -- aggregation --------------------------------------------------------
 
     def compare(self, caller: Caller, name: str) -> list[VersionMetrics]:
         """Metrics of every version of a prompt, by version ascending."""
         validation.check_name(name)
-        prompt = Prompt.get_or_none((Prompt.account == caller.account_id) & (Prompt.name == name))
-        if prompt is None:
+        # One statement for the prompt, its versions and their checkpoints,
+        # one for the tails after the checkpoints as read there.
+        rows = statements.comparison(caller.account_id, name)
+        if not rows:
             raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
-        versions = list(
-            PromptVersion.select(PromptVersion.id, PromptVersion.version, PromptVersion.template_text)
-            .where(PromptVersion.prompt == prompt)
-            .order_by(PromptVersion.version)
-        )
-        checkpoints = {
-            cp.version_id: cp
-            for cp in VersionCheckpoint.select().where(
-                VersionCheckpoint.version.in_([v.id for v in versions])
-            )
-        }
-        tallies = {vid: _Tally.of(cp) for vid, cp in checkpoints.items()}
+        versions = [row for row in rows if row[0] is not None]
+        checkpoints = {vid: cp for vid, _, _, *cp in versions if cp[0] is not None}
+        tallies = {vid: _Tally(*cp[1:8]) for vid, cp in checkpoints.items()}
         durations: dict = {vid: [] for vid in checkpoints}
         tail_sizes: dict = dict.fromkeys(checkpoints, 0)
         if checkpoints:
-            # The tail after each checkpoint as read above: observations are
-            # append-only, so this stays right even if a fold commits meanwhile.
-            after = None
-            for vid, cp in checkpoints.items():
-                term = (Observation.version == vid) & (Observation.id > cp.last_observation_id)
-                after = term if after is None else after | term
-            for vid, *signals in Observation.select(Observation.version, *_SIGNALS).where(after).tuples():
+            # Observations are append-only, so the tail after each checkpoint
+            # as read above stays right even if a fold commits meanwhile.
+            for vid, *signals in statements.tails([(vid, cp[0]) for vid, cp in checkpoints.items()]):
                 tail_sizes[vid] += 1
                 duration = tallies[vid].add(*signals)
                 if duration is not None:
                     durations[vid].append(duration)
         metrics = []
-        for v in versions:
-            t = tallies.get(v.id, _Tally())
-            cp = checkpoints.get(v.id)
-            sketch = LatencySketch.from_bytes(cp.sketch if cp else None)
+        for vid, version, template_text, *_ in versions:
+            t = tallies.get(vid, _Tally())
+            cp = checkpoints.get(vid)
+            sketch = LatencySketch.from_bytes(cp[8] if cp else None)
             metrics.append(
                 VersionMetrics(
-                    version=v.version,
-                    template_text=v.template_text,
+                    version=version,
+                    template_text=template_text,
                     total_traces=t.total_traces,
                     success_rate=t.success_true / t.success_n if t.success_n else None,
                     avg_cost_usd=t.cost_sum / t.cost_n if t.cost_n else None,
                     avg_latency_ms=t.duration_sum / t.duration_n if t.duration_n else None,
-                    p95_latency_ms=sketch.quantile(0.95, durations.get(v.id, ())),
+                    p95_latency_ms=sketch.quantile(0.95, durations.get(vid, ())),
                 )
             )
         self._fold_if_due({vid for vid, n in tail_sizes.items() if n >= self.fold_at}, counted=True)
@@ -454,50 +361,22 @@ class Analytics:
 
     def tail_size(self, version_id) -> int:
         """Observations after a version's checkpoint (counting at most fold_at)."""
-        last = VersionCheckpoint.select(VersionCheckpoint.last_observation_id).where(
-            VersionCheckpoint.version == version_id
-        )
-        tail = (
-            Observation.select(Observation.id)
-            .where((Observation.version == version_id) & (Observation.id > last))
-            .limit(self.fold_at)
-        )
-        return tail.count()  # one statement: SELECT COUNT(1) FROM (... LIMIT fold_at)
+        return statements.tail_size(version_id, self.fold_at)
 
     def fold(self, version_id, limit: int = 100_000) -> int:
         """Fold up to `limit` observations into a version's checkpoint; return how many."""
         with db.atomic():
-            query = VersionCheckpoint.select().where(VersionCheckpoint.version == version_id)
-            if is_postgres():
-                query = query.for_update()
-            cp = query.get()
-            rows = list(
-                Observation.select(Observation.id, *_SIGNALS)
-                .where((Observation.version == version_id) & (Observation.id > cp.last_observation_id))
-                .order_by(Observation.id)
-                .limit(limit)
-                .tuples()
-            )
+            cp = statements.checkpoint(version_id, lock=is_postgres())
+            rows = statements.tail(version_id, cp[0], limit) if cp else []
             if not rows:
                 return 0
-            tally = _Tally.of(cp)
+            tally = _Tally(*cp[1:8])
             durations = [d for d in (tally.add(*row[1:]) for row in rows) if d is not None]
-            sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
+            sketch = LatencySketch.from_bytes(cp[8]).add(durations)
             # Guarded by the last folded id: a checkpoint moved by anyone else
             # since it was read is left alone, never folded twice.
-            updated = (
-                VersionCheckpoint.update(
-                    last_observation_id=rows[-1][0],
-                    sketch=sketch.to_bytes(),
-                    **vars(tally),
-                )
-                .where(
-                    (VersionCheckpoint.version == version_id)
-                    & (VersionCheckpoint.last_observation_id == cp.last_observation_id)
-                )
-                .execute()
-            )
-            return len(rows) if updated else 0
+            state = (rows[-1][0], *vars(tally).values(), sketch.to_bytes())
+            return len(rows) if statements.advance(version_id, cp[0], state) else 0
 
     def rebuild(self, version_id) -> None:
         """Recompute a version's checkpoint from its observations alone."""

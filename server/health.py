@@ -50,11 +50,17 @@ class DatabaseHealth:
         self.check()
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop probing and report NOT_SERVING, for a server that is shutting down."""
+    def stop(self, wait: float = 15.0) -> None:
+        """Stop probing and report NOT_SERVING, for a server that is shutting down.
+
+        Waits (at most `wait` seconds) for a probe under way: the server closes
+        every pooled connection next, and psycopg2 can crash the process when
+        a connection is closed while another thread runs a statement on it."""
         self._stopped.set()
         self._wake.set()
         self._publish(NOT_SERVING)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(wait)
 
     def check(self) -> bool:
         """Probe the database (and create the schema once); publish the result."""
