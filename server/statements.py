@@ -290,9 +290,11 @@ def comparison(account_id: int, name: str) -> list[tuple]:
 def _tails_sql(param: str, versions: int) -> str:
     o = Observation
     one = f"({_q(o.version.column_name)} = {param} AND {_q(o.id.column_name)} > {param})"
-    return f"SELECT {_cols((o.version, *_SIGNAL_COLUMNS))} FROM {_table(o)} WHERE " + " OR ".join(
-        [one] * versions
-    )
+    # In id order, as a fold adds them: the same floating-point sums on
+    # every replica, and the same as once the tail is folded.
+    where = " OR ".join([one] * versions)
+    return (f"SELECT {_cols((o.version, *_SIGNAL_COLUMNS))} FROM {_table(o)} WHERE {where} "
+            f"ORDER BY {_q(o.id.column_name)}")
 
 
 def tails(after: Sequence[tuple]) -> list[tuple]:

@@ -243,6 +243,8 @@ def test_different_outcome_is_already_exists_and_changes_nothing(client, second)
         ({"duration_ms": math.inf}, "duration_ms"),
         ({"duration_ms": -math.inf}, "duration_ms"),
         ({"duration_ms": -1.0}, "duration_ms"),
+        ({"total_cost_usd": 1e12 * (1 + 1e-15)}, "total_cost_usd"),
+        ({"duration_ms": 1.7e308}, "duration_ms"),
     ],
 )
 def test_bad_numbers_are_invalid_argument_and_store_nothing(client, bad, field):
@@ -263,6 +265,16 @@ def test_bad_numbers_are_invalid_argument_and_store_nothing(client, bad, field):
     assert client.record_trace_outcome(trace, **valid) == "recorded"
     (v1,) = client.compare_prompt_versions("numbers").versions
     assert (v1.success_rate, v1.avg_cost_usd, v1.avg_latency_ms, v1.p95_latency_ms) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_amounts_up_to_1e12_are_accepted_and_their_averages_stay_finite(client):
+    client.create_prompt_version("huge", "x")
+    for _ in range(3):
+        trace = _trace()
+        client.record_usage("huge", 1, trace)
+        assert client.record_trace_outcome(trace, total_cost_usd=1e12, duration_ms=1e12) == "recorded"
+    (v1,) = client.compare_prompt_versions("huge").versions
+    assert (v1.avg_cost_usd, v1.avg_latency_ms) == (1e12, 1e12)
 
 
 def test_outcome_without_any_signal_is_invalid_argument(client):

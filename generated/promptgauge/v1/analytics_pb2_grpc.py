@@ -84,7 +84,8 @@ class AnalyticsServiceServicer:
         ALREADY_EXISTS and the first one stays.
 
         Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (no outcome,
-        malformed trace id, NaN, infinite or negative cost or duration, an
+        malformed trace id, a cost or duration that is NaN, infinite, negative
+        or over 1e12, an
         outcome without any signal); ALREADY_EXISTS (a different outcome for
         the trace is recorded); UNAVAILABLE (the database is unavailable: retry).
         """
