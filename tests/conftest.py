@@ -9,9 +9,11 @@ import importlib.util
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
@@ -22,6 +24,7 @@ from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.app import start_server
 from promptgauge.server.settings import Settings
+from promptgauge.v1 import analytics_pb2
 
 PG_URL = os.environ.get("PROMPTGAUGE_TEST_DATABASE_URL", "")
 PG_SKIP_REASON = (
@@ -152,3 +155,64 @@ def serve_process(database_url: str, *extra: str, port: int | None = None, **pop
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# -- helpers shared by the test modules -----------------------------------------
+
+
+def new_trace() -> str:
+    return str(uuid.uuid4())
+
+
+def usage_record(name: str, version: int, trace: str, span: str | None = None) -> analytics_pb2.UsageRecord:
+    return analytics_pb2.UsageRecord(prompt_name=name, prompt_version=version, trace_id=trace, span_id=span)
+
+
+def trace_outcome(trace: str, success=None, cost=None, duration=None) -> analytics_pb2.TraceOutcome:
+    return analytics_pb2.TraceOutcome(
+        trace_id=trace, success=success, total_cost_usd=cost, duration_ms=duration
+    )
+
+
+def in_batches(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def create_account(url: str, name: str | None = None) -> str:
+    """An account made by the real command on the database at `url`; its key."""
+    done = subprocess.run(
+        [sys.executable, "-m", "promptgauge.server.cli", "accounts", "create",
+         name or f"acct-{uuid.uuid4().hex[:12]}", "--database-url", url],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def read_sql(url: str, query: str) -> list[tuple]:
+    """A read straight from the database, bypassing every server."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return conn.execute(query).fetchall()
+        finally:
+            conn.close()
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchall()
+    finally:
+        conn.close()
+
+
+def checkpoint_tails(url: str) -> dict[int, tuple[int, int]]:
+    """Per version id: (checkpoint's last folded id, observations after it)."""
+    rows = read_sql(
+        url,
+        "SELECT c.version_id, c.last_observation_id, "
+        "(SELECT COUNT(*) FROM observation o WHERE o.version_id = c.version_id "
+        " AND o.id > c.last_observation_id) FROM version_checkpoint c",
+    )
+    return {vid: (last, tail) for vid, last, tail in rows}

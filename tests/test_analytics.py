@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 import pytest
+from conftest import in_batches, new_trace, trace_outcome, usage_record
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.v1 import analytics_pb2
@@ -14,24 +15,6 @@ METRICS = ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
 ALREADY_EXISTS = grpc.StatusCode.ALREADY_EXISTS.value[0]
-
-
-def _trace() -> str:
-    return str(uuid.uuid4())
-
-
-def _usage(name: str, version: int, trace: str, span: str | None = None) -> analytics_pb2.UsageRecord:
-    return analytics_pb2.UsageRecord(prompt_name=name, prompt_version=version, trace_id=trace, span_id=span)
-
-
-def _outcome(trace: str, success=None, cost=None, duration=None) -> analytics_pb2.TraceOutcome:
-    return analytics_pb2.TraceOutcome(
-        trace_id=trace, success=success, total_cost_usd=cost, duration_ms=duration
-    )
-
-
-def _batches(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _metrics(client, name: str) -> dict[int, analytics_pb2.VersionMetrics]:
@@ -74,7 +57,7 @@ def test_uuid_and_otel_forms_of_one_trace_id_join(client):
     # The same trace in the other form: a duplicate link and a duplicate outcome.
     assert client.record_usage("ids", 1, raw.hex.upper()) == "recorded"
     assert client.record_trace_outcome(str(raw), success=True, duration_ms=40.0) == "duplicate"
-    summary = client.stream_usage([[_usage("ids", 1, str(raw))]])
+    summary = client.stream_usage([[usage_record("ids", 1, str(raw))]])
     assert (summary.recorded, summary.duplicates) == (0, 1)
     assert client.compare_prompt_versions("ids").versions[0].total_traces == 1
 
@@ -110,7 +93,7 @@ def test_malformed_trace_id_is_invalid_argument(client, bad):
 
 def test_same_usage_record_again_is_recorded_and_changes_nothing(client):
     client.create_prompt_version("idem", "x")
-    trace = _trace()
+    trace = new_trace()
     assert client.record_usage("idem", 1, trace, "span-1") == "recorded"
     before = _snapshot(client, "idem")
     assert client.record_usage("idem", 1, trace, "span-1") == "recorded"
@@ -120,7 +103,7 @@ def test_same_usage_record_again_is_recorded_and_changes_nothing(client):
 
 def test_a_trace_counts_once_per_version_however_many_spans(client):
     client.create_prompt_version("spans", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("spans", 1, trace)
     for span in ("a", "b", "c"):
         assert client.record_usage("spans", 1, trace, span) == "recorded"
@@ -128,8 +111,8 @@ def test_a_trace_counts_once_per_version_however_many_spans(client):
     (v1,) = client.compare_prompt_versions("spans").versions
     assert (v1.total_traces, v1.success_rate, v1.avg_cost_usd, v1.avg_latency_ms) == (1, 0.0, 0.5, 10.0)
     # Many spans in one stream message too.
-    other = _trace()
-    summary = client.stream_usage([[_usage("spans", 1, other, f"s{i}") for i in range(5)]])
+    other = new_trace()
+    summary = client.stream_usage([[usage_record("spans", 1, other, f"s{i}") for i in range(5)]])
     assert (summary.recorded, summary.duplicates, summary.rejected) == (5, 0, 0)
     assert client.compare_prompt_versions("spans").versions[0].total_traces == 2
 
@@ -137,7 +120,7 @@ def test_a_trace_counts_once_per_version_however_many_spans(client):
 def test_one_trace_linked_to_two_versions_counts_in_both(client):
     client.create_prompt_version("both", "one")
     client.create_prompt_version("both", "two")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("both", 1, trace)
     client.record_trace_outcome(trace, success=True, total_cost_usd=0.25, duration_ms=80.0)
     client.record_usage("both", 2, trace, "later-span")
@@ -151,15 +134,19 @@ def test_one_trace_linked_to_two_versions_counts_in_both(client):
 
 def test_usage_of_unknown_prompt_or_version_is_not_found(client):
     client.create_prompt_version("known", "x")
-    _raises(lambda: client.record_usage("unknown", 1, _trace()), grpc.StatusCode.NOT_FOUND, "prompt_version")
-    _raises(lambda: client.record_usage("known", 2, _trace()), grpc.StatusCode.NOT_FOUND, "prompt_version")
+    _raises(
+        lambda: client.record_usage("unknown", 1, new_trace()), grpc.StatusCode.NOT_FOUND, "prompt_version"
+    )
+    _raises(lambda: client.record_usage("known", 2, new_trace()), grpc.StatusCode.NOT_FOUND, "prompt_version")
     assert client.compare_prompt_versions("known").versions[0].total_traces == 0
 
 
 def test_usage_of_another_accounts_prompt_is_not_found(client, other_client):
     client.create_prompt_version("mine", "x")
-    err = _raises(lambda: other_client.record_usage("mine", 1, _trace()), grpc.StatusCode.NOT_FOUND)
-    missing = _raises(lambda: other_client.record_usage("never-made", 1, _trace()), grpc.StatusCode.NOT_FOUND)
+    err = _raises(lambda: other_client.record_usage("mine", 1, new_trace()), grpc.StatusCode.NOT_FOUND)
+    missing = _raises(
+        lambda: other_client.record_usage("never-made", 1, new_trace()), grpc.StatusCode.NOT_FOUND
+    )
     # Exactly like a prompt that does not exist: no hint that it does.
     assert (err.reason, err.field) == (missing.reason, missing.field)
     assert client.compare_prompt_versions("mine").versions[0].total_traces == 0
@@ -183,15 +170,15 @@ def test_usage_of_another_accounts_prompt_is_not_found(client, other_client):
 def test_bad_usage_fields_are_invalid_argument(client, name, version, span, field):
     client.create_prompt_version("spanned", "x")
     _raises(
-        lambda: client.record_usage(name, version, _trace(), span), grpc.StatusCode.INVALID_ARGUMENT, field
+        lambda: client.record_usage(name, version, new_trace(), span), grpc.StatusCode.INVALID_ARGUMENT, field
     )
     assert client.compare_prompt_versions("spanned").versions[0].total_traces == 0
 
 
 def test_span_id_of_128_printable_characters_is_accepted(client):
     client.create_prompt_version("longspan", "x")
-    assert client.record_usage("longspan", 1, _trace(), "~" * 127 + "!") == "recorded"
-    assert client.record_usage("longspan", 1, _trace(), "a b") == "recorded"
+    assert client.record_usage("longspan", 1, new_trace(), "~" * 127 + "!") == "recorded"
+    assert client.record_usage("longspan", 1, new_trace(), "a b") == "recorded"
     assert client.compare_prompt_versions("longspan").versions[0].total_traces == 2
 
 
@@ -200,7 +187,7 @@ def test_span_id_of_128_printable_characters_is_accepted(client):
 
 def test_same_outcome_again_is_duplicate_and_changes_nothing(client):
     client.create_prompt_version("dup", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("dup", 1, trace)
     same = {"success": True, "total_cost_usd": 0.5, "duration_ms": 20.0}
     assert client.record_trace_outcome(trace, **same) == "recorded"
@@ -221,7 +208,7 @@ def test_same_outcome_again_is_duplicate_and_changes_nothing(client):
 )
 def test_different_outcome_is_already_exists_and_changes_nothing(client, second):
     client.create_prompt_version("conflict", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("conflict", 1, trace)
     client.record_trace_outcome(trace, success=True, total_cost_usd=0.5, duration_ms=20.0)
     before = _snapshot(client, "conflict")
@@ -249,7 +236,7 @@ def test_different_outcome_is_already_exists_and_changes_nothing(client, second)
 )
 def test_bad_numbers_are_invalid_argument_and_store_nothing(client, bad, field):
     client.create_prompt_version("numbers", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("numbers", 1, trace)
     _raises(
         lambda: client.record_trace_outcome(trace, success=True, **bad),
@@ -270,7 +257,7 @@ def test_bad_numbers_are_invalid_argument_and_store_nothing(client, bad, field):
 def test_amounts_up_to_1e12_are_accepted_and_their_averages_stay_finite(client):
     client.create_prompt_version("huge", "x")
     for _ in range(3):
-        trace = _trace()
+        trace = new_trace()
         client.record_usage("huge", 1, trace)
         assert client.record_trace_outcome(trace, total_cost_usd=1e12, duration_ms=1e12) == "recorded"
     (v1,) = client.compare_prompt_versions("huge").versions
@@ -278,7 +265,7 @@ def test_amounts_up_to_1e12_are_accepted_and_their_averages_stay_finite(client):
 
 
 def test_outcome_without_any_signal_is_invalid_argument(client):
-    trace = _trace()
+    trace = new_trace()
     _raises(lambda: client.record_trace_outcome(trace), grpc.StatusCode.INVALID_ARGUMENT)
     assert client.record_trace_outcome(trace, success=True) == "recorded"
 
@@ -310,18 +297,18 @@ def test_link_then_outcome_and_outcome_then_link_give_identical_metrics(client):
         (True, 0.125, None),
     ]
     for success, cost, duration in outcomes:
-        first, second = _trace(), _trace()
+        first, second = new_trace(), new_trace()
         client.record_usage("order-a", 1, first)
         client.record_trace_outcome(first, success=success, total_cost_usd=cost, duration_ms=duration)
         client.record_trace_outcome(second, success=success, total_cost_usd=cost, duration_ms=duration)
         client.record_usage("order-b", 1, second)
     # And through streams: outcomes before links, links before outcomes.
-    traces_a, traces_b = [_trace() for _ in range(20)], [_trace() for _ in range(20)]
+    traces_a, traces_b = [new_trace() for _ in range(20)], [new_trace() for _ in range(20)]
     values = [(i % 3 != 0, i / 8, float(10 * i)) for i in range(20)]
-    client.stream_usage([[_usage("order-a", 1, t) for t in traces_a]])
-    client.stream_trace_outcomes([[_outcome(t, *v) for t, v in zip(traces_a, values, strict=True)]])
-    client.stream_trace_outcomes([[_outcome(t, *v) for t, v in zip(traces_b, values, strict=True)]])
-    client.stream_usage([[_usage("order-b", 1, t) for t in traces_b]])
+    client.stream_usage([[usage_record("order-a", 1, t) for t in traces_a]])
+    client.stream_trace_outcomes([[trace_outcome(t, *v) for t, v in zip(traces_a, values, strict=True)]])
+    client.stream_trace_outcomes([[trace_outcome(t, *v) for t, v in zip(traces_b, values, strict=True)]])
+    client.stream_usage([[usage_record("order-b", 1, t) for t in traces_b]])
     a, b = _snapshot(client, "order-a"), _snapshot(client, "order-b")
     assert a == b
     assert a[0][1] == 25
@@ -342,12 +329,12 @@ def test_metrics_are_exact_over_the_linked_traces_carrying_each_signal(client):
     v2 = [(True, 1.0, 1.0 * i) for i in range(1, 21)]
     for version, rows in ((1, v1), (2, v2)):
         for success, cost, duration in rows:
-            trace = _trace()
+            trace = new_trace()
             client.record_usage("exact", version, trace)
             client.record_trace_outcome(trace, success=success, total_cost_usd=cost, duration_ms=duration)
     for _ in range(3):  # linked, never an outcome
-        client.record_usage("exact", 1, _trace())
-    client.record_trace_outcome(_trace(), success=False, duration_ms=9999.0)  # an outcome, never linked
+        client.record_usage("exact", 1, new_trace())
+    client.record_trace_outcome(new_trace(), success=False, duration_ms=9999.0)  # an outcome, never linked
 
     response = client.compare_prompt_versions("exact")
     assert response.name == "exact"
@@ -376,7 +363,7 @@ def test_metrics_are_exact_over_the_linked_traces_carrying_each_signal(client):
 def test_versions_come_in_ascending_order_whatever_the_creation_order(client):
     for version in (7, 2, 11, 3):
         client.create_prompt_version("ordered", f"v{version}", version=version)
-    client.record_usage("ordered", 11, _trace())
+    client.record_usage("ordered", 11, new_trace())
     response = client.compare_prompt_versions("ordered")
     assert [m.version for m in response.versions] == [2, 3, 7, 11]
     assert [m.template_text for m in response.versions] == ["v2", "v3", "v7", "v11"]
@@ -385,7 +372,7 @@ def test_versions_come_in_ascending_order_whatever_the_creation_order(client):
 
 def test_each_metric_is_unset_when_no_linked_trace_carries_it(client):
     client.create_prompt_version("partial", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("partial", 1, trace)
     (m,) = client.compare_prompt_versions("partial").versions
     assert m.total_traces == 1
@@ -398,7 +385,7 @@ def test_each_metric_is_unset_when_no_linked_trace_carries_it(client):
 
 def test_compare_of_unknown_or_another_accounts_prompt_is_not_found(client, other_client):
     client.create_prompt_version("secret", "x")
-    client.record_usage("secret", 1, _trace())
+    client.record_usage("secret", 1, new_trace())
     _raises(lambda: client.compare_prompt_versions("nothing-here"), grpc.StatusCode.NOT_FOUND)
     _raises(lambda: other_client.compare_prompt_versions("secret"), grpc.StatusCode.NOT_FOUND)
     _raises(lambda: client.compare_prompt_versions(""), grpc.StatusCode.INVALID_ARGUMENT)
@@ -408,7 +395,7 @@ def test_accounts_do_not_share_traces(client, other_client):
     """The same trace id in two accounts is two traces."""
     client.create_prompt_version("shared-name", "x")
     other_client.create_prompt_version("shared-name", "x")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("shared-name", 1, trace)
     other_client.record_usage("shared-name", 1, trace)
     client.record_trace_outcome(trace, success=True)
@@ -423,12 +410,12 @@ def test_accounts_do_not_share_traces(client, other_client):
 def test_usage_stream_of_1000_with_a_few_bad_records(client):
     client.create_prompt_version("bulk", "x")
     client.create_prompt_version("bulk", "y")
-    records = [_usage("bulk", 1 + i % 2, _trace(), f"span-{i}") for i in range(1000)]
-    records[3] = _usage("bulk", 1, "zz-not-a-trace")
-    records[260] = _usage("bulk", 7, _trace())
-    records[599] = _usage("bulk", 2, _trace(), "")
-    records[999] = _usage("bulk", 1, _trace(), "x" * 129)
-    summary = client.stream_usage(_batches(records, 300))  # messages of 300, 300, 300, 100
+    records = [usage_record("bulk", 1 + i % 2, new_trace(), f"span-{i}") for i in range(1000)]
+    records[3] = usage_record("bulk", 1, "zz-not-a-trace")
+    records[260] = usage_record("bulk", 7, new_trace())
+    records[599] = usage_record("bulk", 2, new_trace(), "")
+    records[999] = usage_record("bulk", 1, new_trace(), "x" * 129)
+    summary = client.stream_usage(in_batches(records, 300))  # messages of 300, 300, 300, 100
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (1000, 996, 0, 4)
     assert [(e.index, e.code) for e in summary.errors] == [
         (3, INVALID_ARGUMENT),
@@ -448,19 +435,19 @@ def test_usage_stream_of_1000_with_a_few_bad_records(client):
 
 def test_outcome_stream_with_nan_negative_and_conflicting_records(client):
     client.create_prompt_version("bulk-out", "x")
-    traces = [_trace() for _ in range(1000)]
-    client.stream_usage(_batches([_usage("bulk-out", 1, t) for t in traces], 500))
+    traces = [new_trace() for _ in range(1000)]
+    client.stream_usage(in_batches([usage_record("bulk-out", 1, t) for t in traces], 500))
     # Trace 10 already has an outcome; the stream brings a different one.
     client.record_trace_outcome(traces[10], success=True, total_cost_usd=0.5, duration_ms=10.0)
     # Trace 20 already has the very same outcome the stream brings.
     client.record_trace_outcome(traces[20], success=True, total_cost_usd=0.5, duration_ms=20.0)
-    outcomes = [_outcome(t, True, 0.5, float(i)) for i, t in enumerate(traces)]
-    outcomes[10] = _outcome(traces[10], False, 0.5, 10.0)
-    outcomes[333] = _outcome(traces[333], True, math.nan, 1.0)
-    outcomes[334] = _outcome(traces[334], True, 0.5, -5.0)
-    outcomes[700] = _outcome(traces[700], True, math.inf, 700.0)
-    outcomes[701] = _outcome(traces[701])
-    summary = client.stream_trace_outcomes(_batches(outcomes, 250))
+    outcomes = [trace_outcome(t, True, 0.5, float(i)) for i, t in enumerate(traces)]
+    outcomes[10] = trace_outcome(traces[10], False, 0.5, 10.0)
+    outcomes[333] = trace_outcome(traces[333], True, math.nan, 1.0)
+    outcomes[334] = trace_outcome(traces[334], True, 0.5, -5.0)
+    outcomes[700] = trace_outcome(traces[700], True, math.inf, 700.0)
+    outcomes[701] = trace_outcome(traces[701])
+    summary = client.stream_trace_outcomes(in_batches(outcomes, 250))
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (1000, 994, 1, 5)
     assert [(e.index, e.code) for e in summary.errors] == [
         (10, ALREADY_EXISTS),
@@ -485,15 +472,15 @@ def test_outcome_stream_with_nan_negative_and_conflicting_records(client):
 
 def test_a_whole_stream_sent_twice_is_all_duplicates(client):
     client.create_prompt_version("twice", "x")
-    traces = [_trace() for _ in range(600)]
-    records = [_usage("twice", 1, t, "root") for t in traces]
-    outcomes = [_outcome(t, i % 4 != 0, i / 16, float(i % 97)) for i, t in enumerate(traces)]
-    first_u = client.stream_usage(_batches(records, 200))
-    first_o = client.stream_trace_outcomes(_batches(outcomes, 200))
+    traces = [new_trace() for _ in range(600)]
+    records = [usage_record("twice", 1, t, "root") for t in traces]
+    outcomes = [trace_outcome(t, i % 4 != 0, i / 16, float(i % 97)) for i, t in enumerate(traces)]
+    first_u = client.stream_usage(in_batches(records, 200))
+    first_o = client.stream_trace_outcomes(in_batches(outcomes, 200))
     assert (first_u.recorded, first_o.recorded) == (600, 600)
     before = _snapshot(client, "twice")
-    again_u = client.stream_usage(_batches(records, 200))
-    again_o = client.stream_trace_outcomes(_batches(outcomes, 200))
+    again_u = client.stream_usage(in_batches(records, 200))
+    again_o = client.stream_trace_outcomes(in_batches(outcomes, 200))
     for s in (again_u, again_o):
         assert (s.received, s.recorded, s.duplicates, s.rejected) == (600, 0, 600, 0)
         assert list(s.errors) == []
@@ -503,15 +490,17 @@ def test_a_whole_stream_sent_twice_is_all_duplicates(client):
 
 def test_duplicates_inside_one_message(client):
     client.create_prompt_version("inner", "x")
-    a, b = _trace(), _trace()
+    a, b = new_trace(), new_trace()
     summary = client.stream_usage([[
-        _usage("inner", 1, a), _usage("inner", 1, a), _usage("inner", 1, a.replace("-", "").upper()),
-        _usage("inner", 1, b, "s"), _usage("inner", 1, b, "s"), _usage("inner", 1, b, "t"),
+        usage_record("inner", 1, a),
+        usage_record("inner", 1, a),
+        usage_record("inner", 1, a.replace("-", "").upper()),
+        usage_record("inner", 1, b, "s"), usage_record("inner", 1, b, "s"), usage_record("inner", 1, b, "t"),
     ]])
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (6, 3, 3, 0)
     summary = client.stream_trace_outcomes([[
-        _outcome(a, True, 0.5, 5.0), _outcome(a, True, 0.5, 5.0), _outcome(a, False, 0.5, 5.0),
-        _outcome(b, False),
+        trace_outcome(a, True, 0.5, 5.0), trace_outcome(a, True, 0.5, 5.0), trace_outcome(a, False, 0.5, 5.0),
+        trace_outcome(b, False),
     ]])
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (4, 2, 1, 1)
     assert [(e.index, e.code) for e in summary.errors] == [(2, ALREADY_EXISTS)]
@@ -532,10 +521,10 @@ def test_empty_streams_give_zero_summaries(client):
 
 def test_a_message_of_1001_records_is_invalid_argument(client):
     client.create_prompt_version("oversized", "x")
-    too_many = [_usage("oversized", 1, _trace()) for _ in range(1001)]
+    too_many = [usage_record("oversized", 1, new_trace()) for _ in range(1001)]
     _raises(lambda: client.stream_usage([too_many]), grpc.StatusCode.INVALID_ARGUMENT, "records")
     assert client.compare_prompt_versions("oversized").versions[0].total_traces == 0
-    outcomes = [_outcome(_trace(), True) for _ in range(1001)]
+    outcomes = [trace_outcome(new_trace(), True) for _ in range(1001)]
     _raises(lambda: client.stream_trace_outcomes([outcomes]), grpc.StatusCode.INVALID_ARGUMENT, "outcomes")
     # Exactly 1000 is fine.
     summary = client.stream_usage([too_many[:1000]])
@@ -544,11 +533,11 @@ def test_a_message_of_1001_records_is_invalid_argument(client):
 
 def test_errors_are_capped_at_100_but_all_rejections_counted(client):
     client.create_prompt_version("capped", "x")
-    records = [_usage("capped", 1, _trace()) for _ in range(200)]
+    records = [usage_record("capped", 1, new_trace()) for _ in range(200)]
     bad = list(range(0, 200, 4)) + list(range(1, 200, 2))  # 50 + 100 = 150 bad
     for i in bad:
-        records[i] = _usage("capped", 1, f"bad-{i}")
-    summary = client.stream_usage(_batches(records, 64))
+        records[i] = usage_record("capped", 1, f"bad-{i}")
+    summary = client.stream_usage(in_batches(records, 64))
     assert (summary.received, summary.recorded, summary.rejected) == (200, 50, 150)
     assert len(summary.errors) == 100
     assert [e.index for e in summary.errors] == sorted(bad)[:100]
@@ -575,7 +564,8 @@ GARBAGE = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 
 def test_garbage_bytes_in_a_stream_are_invalid_argument(server, api_key, client):
     client.create_prompt_version("garbage", "x")
-    good = analytics_pb2.StreamUsageRequest(records=[_usage("garbage", 1, _trace())]).SerializeToString()
+    records = [usage_record("garbage", 1, new_trace())]
+    good = analytics_pb2.StreamUsageRequest(records=records).SerializeToString()
     err = _raw_channel_call(
         server, api_key, "StreamUsage", True, [GARBAGE], analytics_pb2.StreamUsageResponse
     )
@@ -604,6 +594,9 @@ def test_garbage_bytes_in_a_unary_request_are_invalid_argument(server, api_key, 
 
 def test_analytics_calls_need_an_api_key(server):
     with PromptGaugeClient(server.target, "pg_not_a_real_key") as stranger:
-        _raises(lambda: stranger.record_usage("x", 1, _trace()), grpc.StatusCode.UNAUTHENTICATED)
-        _raises(lambda: stranger.stream_usage([[_usage("x", 1, _trace())]]), grpc.StatusCode.UNAUTHENTICATED)
+        _raises(lambda: stranger.record_usage("x", 1, new_trace()), grpc.StatusCode.UNAUTHENTICATED)
+        _raises(
+            lambda: stranger.stream_usage([[usage_record("x", 1, new_trace())]]),
+            grpc.StatusCode.UNAUTHENTICATED,
+        )
         _raises(lambda: stranger.compare_prompt_versions("x"), grpc.StatusCode.UNAUTHENTICATED)

@@ -5,16 +5,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import grpc
 import pytest
+from conftest import new_trace
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
-
-
-def _trace() -> str:
-    return str(uuid.uuid4())
 
 
 def _eventually(predicate, timeout: float = 10.0) -> bool:
@@ -30,7 +26,7 @@ def _eventually(predicate, timeout: float = 10.0) -> bool:
 
 def test_unary_helpers_report_status(client):
     client.create_prompt_version("unary", "Q: {q}")
-    trace = _trace()
+    trace = new_trace()
     assert client.record_usage("unary", 1, trace) == "recorded"
     assert client.record_usage("unary", 1, trace) == "recorded"
     assert client.record_trace_outcome(trace, success=True, duration_ms=12.5) == "recorded"
@@ -41,7 +37,7 @@ def test_unary_helpers_report_status(client):
 
 def test_errors_carry_code_reason_and_field(client):
     with pytest.raises(PromptGaugeError) as err:
-        client.record_usage("no-such-prompt", 1, _trace())
+        client.record_usage("no-such-prompt", 1, new_trace())
     assert err.value.code == grpc.StatusCode.NOT_FOUND
     assert err.value.reason == "VERSION_NOT_FOUND"
     assert err.value.field == "prompt_version"
@@ -55,7 +51,7 @@ def test_recorder_sends_a_batch_when_it_is_full(client):
     client.create_prompt_version("batched", "x")
     recorder = client.recorder(max_batch=10, max_delay_seconds=3600)
     for _ in range(25):
-        recorder.record_usage("batched", 1, _trace())
+        recorder.record_usage("batched", 1, new_trace())
     # Two full batches went out from the caller's thread; five wait.
     assert recorder.totals.received == 20
     assert client.compare_prompt_versions("batched").versions[0].total_traces == 20
@@ -67,7 +63,7 @@ def test_recorder_sends_a_batch_when_it_is_full(client):
 def test_recorder_sends_a_batch_when_it_is_old_enough(client):
     client.create_prompt_version("timed", "x")
     with client.recorder(max_batch=1000, max_delay_seconds=0.05) as recorder:
-        recorder.record_usage("timed", 1, _trace())
+        recorder.record_usage("timed", 1, new_trace())
         # No flush, no close: the timer sends it.
         assert _eventually(lambda: recorder.totals.received == 1)
     assert client.compare_prompt_versions("timed").versions[0].total_traces == 1
@@ -75,7 +71,7 @@ def test_recorder_sends_a_batch_when_it_is_old_enough(client):
 
 def test_recorder_flushes_on_close_and_returns_summaries(client):
     client.create_prompt_version("closing", "x")
-    traces = [_trace() for _ in range(5)]
+    traces = [new_trace() for _ in range(5)]
     with client.recorder(max_batch=1000, max_delay_seconds=3600) as recorder:
         for t in traces:
             recorder.record_usage("closing", 1, t)
@@ -97,7 +93,7 @@ def test_recorder_keeps_records_when_a_send_fails(server, api_key):
         good.create_prompt_version("kept", "x")
     broken = PromptGaugeClient(server.target, "pgk_wrong")
     recorder = broken.recorder(max_batch=1000, max_delay_seconds=3600)
-    recorder.record_usage("kept", 1, _trace())
+    recorder.record_usage("kept", 1, new_trace())
     with pytest.raises(PromptGaugeError) as err:
         recorder.flush()
     assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
@@ -119,7 +115,7 @@ def _compare_cli(server, api_key, *args):
 def test_compare_command_prints_a_table(server, client, api_key):
     client.create_prompt_version("cli-compare", "one")
     client.create_prompt_version("cli-compare", "two")
-    trace = _trace()
+    trace = new_trace()
     client.record_usage("cli-compare", 2, trace)
     client.record_trace_outcome(trace, success=True, total_cost_usd=0.0048, duration_ms=2210)
     result = _compare_cli(server, api_key, "cli-compare")

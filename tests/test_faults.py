@@ -15,9 +15,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import free_port, serve_process
+from conftest import create_account, free_port, read_sql, serve_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from test_storage_invariants import _create_account, _sql
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.client.client import NO_RETRY
@@ -100,13 +99,13 @@ def _unavailable(call) -> PromptGaugeError:
 
 
 def _counts(url: str) -> tuple:
-    return _sql(url, "SELECT (SELECT COUNT(*) FROM usage_link), (SELECT COUNT(*) FROM trace), "
+    return read_sql(url, "SELECT (SELECT COUNT(*) FROM usage_link), (SELECT COUNT(*) FROM trace), "
                      "(SELECT COUNT(*) FROM observation), (SELECT COUNT(*) FROM prompt_version)")[0]
 
 
 def test_postgres_stopped_mid_run_is_unavailable_then_recovers_by_itself(cluster):
     cluster.start()
-    key = _create_account(cluster.url)
+    key = create_account(cluster.url)
     with serve_process(cluster.url, *QUICK) as (proc, target):
         with PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
             pg.create_prompt_version("p", "Answer {q}")
@@ -140,7 +139,7 @@ def test_server_started_before_its_database_serves_once_it_answers(cluster):
 
         cluster.start()
         _wait_for_health(target, SERVING)  # and the server made its schema meanwhile
-        key = _create_account(cluster.url)
+        key = create_account(cluster.url)
         with PromptGaugeClient(target, key) as pg:
             assert pg.create_prompt_version("p", "Answer {q}").version == 1
             assert [v.version for v in pg.iter_prompts()] == [1]
@@ -158,7 +157,7 @@ def test_a_wrong_database_url_is_unavailable_with_a_clear_message(tmp_path):
 
 def test_a_locked_sqlite_file_is_unavailable_then_recovers_when_released(tmp_path):
     url = f"sqlite:///{tmp_path / 'locked.db'}"
-    key = _create_account(url)
+    key = create_account(url)
     with serve_process(url, *QUICK) as (_, target), PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
         pg.create_prompt_version("p", "Answer {q}")
         before = _counts(url)
@@ -187,7 +186,7 @@ def _chattr(flag: str, path: Path) -> None:
 def test_a_read_only_sqlite_file_is_unavailable_then_recovers_when_writable(tmp_path):
     path = tmp_path / "ro.db"
     url = f"sqlite:///{path}"
-    key = _create_account(url)
+    key = create_account(url)
     _chattr("+i", path)
     try:
         with serve_process(url, *QUICK) as (_, target), PromptGaugeClient(target, key, retry=NO_RETRY) as pg:

@@ -8,8 +8,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import serve_process
-from test_storage_invariants import _create_account, _sql, _usage
+from conftest import create_account, read_sql, serve_process, usage_record
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.client.client import NO_RETRY
@@ -26,7 +25,7 @@ LIMITS = (
 def limited(tmp_path_factory):
     """A server with small limits, and a client of one account."""
     url = f"sqlite:///{tmp_path_factory.mktemp('limits') / 'limits.db'}"
-    key = _create_account(url)
+    key = create_account(url)
     with serve_process(url, *LIMITS) as (_, target), PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
         pg.create_prompt_version("p", "Answer {q}")
         yield pg, url
@@ -40,7 +39,7 @@ def _fails(call, code: grpc.StatusCode) -> PromptGaugeError:
 
 
 def _state(url: str) -> tuple:
-    return _sql(url, "SELECT (SELECT COUNT(*) FROM prompt_version), (SELECT COUNT(*) FROM usage_link)")[0]
+    return read_sql(url, "SELECT (SELECT COUNT(*) FROM prompt_version), (SELECT COUNT(*) FROM usage_link)")[0]
 
 
 def test_a_message_over_max_message_bytes_is_resource_exhausted(limited):
@@ -77,8 +76,8 @@ def test_page_size_over_max_page_size_is_invalid_argument_and_the_default_fits_i
 def test_a_stream_message_over_max_records_is_invalid_argument_and_earlier_messages_stay(limited):
     pg, url = limited
     before = _state(url)
-    ok = [_usage("p", 1, str(uuid.uuid4())) for _ in range(10)]
-    too_many = [_usage("p", 1, str(uuid.uuid4())) for _ in range(11)]
+    ok = [usage_record("p", 1, str(uuid.uuid4())) for _ in range(10)]
+    too_many = [usage_record("p", 1, str(uuid.uuid4())) for _ in range(11)]
     error = _fails(lambda: pg.stream_usage([ok, too_many]), grpc.StatusCode.INVALID_ARGUMENT)
     assert "has 11 records; the limit is 10" in error.message
     assert _state(url) == (before[0], before[1] + 10)
@@ -108,11 +107,11 @@ def test_a_stream_past_its_deadline_stops_work_on_the_server(server, client):
 
     def stream():
         for _ in range(3):
-            batch = [_usage("slow", 1, str(uuid.uuid4())) for _ in range(100)]
+            batch = [usage_record("slow", 1, str(uuid.uuid4())) for _ in range(100)]
             sent.append(batch)
             yield batch
         never.wait(30)  # a client that stalls; its deadline passes meanwhile
-        yield [_usage("slow", 1, str(uuid.uuid4()))]
+        yield [usage_record("slow", 1, str(uuid.uuid4()))]
 
     try:
         _fails(lambda: client.stream_usage(stream(), timeout=1.0), grpc.StatusCode.DEADLINE_EXCEEDED)

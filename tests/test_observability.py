@@ -7,9 +7,8 @@ import uuid
 
 import grpc
 import pytest
-from conftest import free_port, serve_process
+from conftest import create_account, free_port, serve_process, trace_outcome, usage_record
 from prometheus_client.parser import text_string_to_metric_families
-from test_storage_invariants import _create_account, _outcome, _usage
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.client.client import NO_RETRY
@@ -34,14 +33,14 @@ def run(tmp_path_factory):
     """A server with metrics on, some traffic (good and bad), its metrics, and
     then its whole log once it has stopped."""
     url = f"sqlite:///{tmp_path_factory.mktemp('obs') / 'obs.db'}"
-    key = _create_account(url)
+    key = create_account(url)
     metrics_port = free_port()
     with serve_process(url, "--metrics-listen", f"127.0.0.1:{metrics_port}") as (proc, target):
         with PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
             pg.create_prompt_version("p", TEMPLATE)
             traces = [str(uuid.uuid4()) for _ in range(5)]
-            pg.stream_usage([[_usage("p", 1, t) for t in traces] + [_usage("p", 9, traces[0])]])
-            pg.stream_trace_outcomes([[_outcome(t, True, 0.5, 10.0) for t in traces]])
+            pg.stream_usage([[usage_record("p", 1, t) for t in traces] + [usage_record("p", 9, traces[0])]])
+            pg.stream_trace_outcomes([[trace_outcome(t, True, 0.5, 10.0) for t in traces]])
             pg.record_usage("p", 1, traces[0])
             with pytest.raises(PromptGaugeError):
                 pg.get_prompt_version("p", 42)

@@ -12,9 +12,19 @@ from contextlib import ExitStack
 
 import grpc
 import pytest
-from conftest import PG_SKIP_REASON, PG_URL, database_url, serve_process
+from conftest import (
+    PG_SKIP_REASON,
+    PG_URL,
+    checkpoint_tails,
+    create_account,
+    database_url,
+    in_batches,
+    read_sql,
+    serve_process,
+    trace_outcome,
+    usage_record,
+)
 from test_sketch import _exact_p95
-from test_storage_invariants import _batches, _create_account, _outcome, _sql, _tails, _usage
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.server.analytics import FOLD_AT
@@ -57,16 +67,16 @@ def _workload(name: str):
     usage = []
     for i, trace in enumerate(traces):
         version = VERSIONS[i % len(VERSIONS)]
-        usage.append(_usage(name, version, trace, "root"))
+        usage.append(usage_record(name, version, trace, "root"))
         links[version].add(i)
         if i % 4 == 0:
-            usage.append(_usage(name, version, trace, "child"))
+            usage.append(usage_record(name, version, trace, "child"))
         if i % 10 == 0:
             other = VERSIONS[(i + 1) % len(VERSIONS)]
-            usage.append(_usage(name, other, trace))
+            usage.append(usage_record(name, other, trace))
             links[other].add(i)
     outcomes = [
-        _outcome(trace, *_signals(i)) for i, trace in enumerate(traces) if _signals(i) is not None
+        trace_outcome(trace, *_signals(i)) for i, trace in enumerate(traces) if _signals(i) is not None
     ]
     return usage, outcomes, links
 
@@ -94,10 +104,10 @@ def _jobs(usage: list, outcomes: list) -> list[tuple[str, list]]:
     """Streams to send: every record once, every 5th link and 7th outcome
     twice (the copy in another stream, so on another replica), in a shuffled
     order that puts outcomes before their links for many traces."""
-    chunks = [("usage", c) for c in _batches(usage, RECORDS_PER_STREAM)]
-    chunks += [("outcomes", c) for c in _batches(outcomes, RECORDS_PER_STREAM)]
-    chunks += [("usage", c) for c in _batches(usage[::5], RECORDS_PER_STREAM)]
-    chunks += [("outcomes", c) for c in _batches(outcomes[::7], RECORDS_PER_STREAM)]
+    chunks = [("usage", c) for c in in_batches(usage, RECORDS_PER_STREAM)]
+    chunks += [("outcomes", c) for c in in_batches(outcomes, RECORDS_PER_STREAM)]
+    chunks += [("usage", c) for c in in_batches(usage[::5], RECORDS_PER_STREAM)]
+    chunks += [("outcomes", c) for c in in_batches(outcomes[::7], RECORDS_PER_STREAM)]
     random.Random(20240611).shuffle(chunks)
     # The first stream out carries outcomes of traces not linked yet.
     first = next(i for i, (kind, _) in enumerate(chunks) if kind == "outcomes")
@@ -125,7 +135,7 @@ def _ingest(clients: list[PromptGaugeClient], jobs: list) -> dict[str, list]:
                     return
                 client = clients[number % REPLICAS]
                 send = client.stream_usage if kind == "usage" else client.stream_trace_outcomes
-                summaries[kind].append(send(_batches(records, RECORDS_PER_MESSAGE), timeout=240))
+                summaries[kind].append(send(in_batches(records, RECORDS_PER_MESSAGE), timeout=240))
         except Exception as error:  # noqa: BLE001 - reported below
             failures.append(error)
 
@@ -160,7 +170,7 @@ def test_three_replicas_on_one_postgres_count_exactly_and_answer_alike(tmp_path)
         url = stack.enter_context(database_url("postgres", tmp_path))
         targets = [stack.enter_context(serve_process(url))[1] for _ in range(REPLICAS)]
         account = f"replicas-{uuid.uuid4().hex[:12]}"
-        key = _create_account(url, account)
+        key = create_account(url, account)
         clients = [stack.enter_context(PromptGaugeClient(t, key)) for t in targets]
         created = [clients[0].create_prompt_version(name, f"v{v}: {{ticket}}") for v in VERSIONS]
         usage, outcomes, links = _workload(name)
@@ -178,7 +188,7 @@ def test_three_replicas_on_one_postgres_count_exactly_and_answer_alike(tmp_path)
             assert sum(s.recorded for s in got) == len(records), kind
             assert sum(s.duplicates for s in got) == sent - len(records), kind
         # Outcomes did arrive before their links, for some traces.
-        (early,) = _sql(
+        (early,) = read_sql(
             url,
             "SELECT COUNT(*) FROM trace t WHERE t.outcome_time < "
             "(SELECT MIN(l.create_time) FROM usage_link l WHERE l.trace_id = t.id)",
@@ -186,7 +196,7 @@ def test_three_replicas_on_one_postgres_count_exactly_and_answer_alike(tmp_path)
         assert early > 0
         # The checkpoints advanced and their tails are short: a comparison
         # now reads and folds nothing new, so every replica sees one state.
-        tails = _tails(url)
+        tails = checkpoint_tails(url)
         assert len(tails) == len(VERSIONS)
         assert all(last > 0 and tail < FOLD_AT for last, tail in tails.values()), tails
 

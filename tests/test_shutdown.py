@@ -9,8 +9,15 @@ from contextlib import ExitStack
 
 import grpc
 import pytest
-from conftest import database_url, free_port, serve_process
-from test_storage_invariants import _batches, _create_account, _sql, _usage
+from conftest import (
+    create_account,
+    database_url,
+    free_port,
+    in_batches,
+    read_sql,
+    serve_process,
+    usage_record,
+)
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.client import client as client_module
@@ -21,8 +28,8 @@ N = 100_000
 
 def test_sigterm_during_a_100k_stream_loses_nothing_and_a_retry_stores_each_record_once(backend, tmp_path):
     with database_url(backend, tmp_path) as url:
-        key = _create_account(url)
-        messages = _batches([_usage("big", 1, str(uuid.uuid4())) for _ in range(N)], 500)
+        key = create_account(url)
+        messages = in_batches([usage_record("big", 1, str(uuid.uuid4())) for _ in range(N)], 500)
 
         with serve_process(url) as (proc, target), PromptGaugeClient(target, key) as pg:
             pg.create_prompt_version("big", "Answer {question}")
@@ -40,7 +47,7 @@ def test_sigterm_during_a_100k_stream_loses_nothing_and_a_retry_stores_each_reco
                 summary = None
             assert proc.wait(timeout=60) == 0, "".join(proc.output)
 
-        stored = _sql(url, "SELECT COUNT(*) FROM usage_link")[0][0]
+        stored = read_sql(url, "SELECT COUNT(*) FROM usage_link")[0][0]
         if summary is None:
             # Not acknowledged: whatever part was stored, the client will resend it all.
             assert stored < N
@@ -55,13 +62,13 @@ def test_sigterm_during_a_100k_stream_loses_nothing_and_a_retry_stores_each_reco
             (v1,) = pg.compare_prompt_versions("big").versions
             assert v1.total_traces == N
 
-        assert _sql(url, "SELECT COUNT(*), COUNT(DISTINCT trace_id) FROM usage_link")[0] == (N, N)
-        assert _sql(url, "SELECT COUNT(*) FROM observation")[0][0] == N
+        assert read_sql(url, "SELECT COUNT(*), COUNT(DISTINCT trace_id) FROM usage_link")[0] == (N, N)
+        assert read_sql(url, "SELECT COUNT(*) FROM observation")[0][0] == N
 
 
 def test_recorder_retries_with_backoff_until_the_server_is_back(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'retry.db'}"
-    key = _create_account(url)
+    key = create_account(url)
     port = free_port()
     with serve_process(url, port=port) as (_, target), PromptGaugeClient(target, key) as pg:
         pg.create_prompt_version("retried", "Answer {question}")

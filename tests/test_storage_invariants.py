@@ -3,38 +3,28 @@ proven against a real database: separate server processes, restarts, a
 rebuild from rows, counted statements, and two replicas on PostgreSQL."""
 
 import logging
-import sqlite3
-import subprocess
-import sys
 import threading
 import uuid
 
 import pytest
-from conftest import PG_SKIP_REASON, PG_URL, database_url, serve_process
+from conftest import (
+    PG_SKIP_REASON,
+    PG_URL,
+    checkpoint_tails,
+    create_account,
+    database_url,
+    in_batches,
+    new_trace,
+    read_sql,
+    serve_process,
+    trace_outcome,
+    usage_record,
+)
 
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.analytics import FOLD_AT, Analytics
 from promptgauge.server.models import Observation, Prompt, PromptVersion, VersionCheckpoint
-from promptgauge.v1 import analytics_pb2
-
-
-def _trace() -> str:
-    return str(uuid.uuid4())
-
-
-def _usage(name: str, version: int, trace: str, span: str | None = None) -> analytics_pb2.UsageRecord:
-    return analytics_pb2.UsageRecord(prompt_name=name, prompt_version=version, trace_id=trace, span_id=span)
-
-
-def _outcome(trace: str, success=None, cost=None, duration=None) -> analytics_pb2.TraceOutcome:
-    return analytics_pb2.TraceOutcome(
-        trace_id=trace, success=success, total_cost_usd=cost, duration_ms=duration
-    )
-
-
-def _batches(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _snapshot(client, name: str) -> list[tuple]:
@@ -49,54 +39,14 @@ def _snapshot(client, name: str) -> list[tuple]:
     return out
 
 
-def _create_account(url: str, name: str | None = None) -> str:
-    """An account made by the real command on the database at `url`; its key."""
-    done = subprocess.run(
-        [sys.executable, "-m", "promptgauge.server.cli", "accounts", "create",
-         name or f"acct-{uuid.uuid4().hex[:12]}", "--database-url", url],
-        capture_output=True, text=True, timeout=60, check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
-def _sql(url: str, query: str) -> list[tuple]:
-    """A read straight from the database, bypassing every server."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        try:
-            return conn.execute(query).fetchall()
-        finally:
-            conn.close()
-    import psycopg2
-
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(query)
-            return cursor.fetchall()
-    finally:
-        conn.close()
-
-
-def _tails(url: str) -> dict[int, tuple[int, int]]:
-    """Per version id: (checkpoint's last folded id, observations after it)."""
-    rows = _sql(
-        url,
-        "SELECT c.version_id, c.last_observation_id, "
-        "(SELECT COUNT(*) FROM observation o WHERE o.version_id = c.version_id "
-        " AND o.id > c.last_observation_id) FROM version_checkpoint c",
-    )
-    return {vid: (last, tail) for vid, last, tail in rows}
-
-
 def _workload(name: str, n: int, versions=(1, 2)):
     """n traces spread over the versions, each with an outcome whose cost and
     duration are exactly representable: sums are exact in any order, so
     averages can be compared with ==."""
-    traces = [_trace() for _ in range(n)]
-    usage = [_usage(name, versions[i % len(versions)], t, "root") for i, t in enumerate(traces)]
+    traces = [new_trace() for _ in range(n)]
+    usage = [usage_record(name, versions[i % len(versions)], t, "root") for i, t in enumerate(traces)]
     outcomes = [
-        _outcome(t, i % 3 != 0, (i % 8) / 8, float(1 + (i * 37) % 500)) for i, t in enumerate(traces)
+        trace_outcome(t, i % 3 != 0, (i % 8) / 8, float(1 + (i * 37) % 500)) for i, t in enumerate(traces)
     ]
     return traces, usage, outcomes
 
@@ -121,22 +71,22 @@ def _expected(name: str, n: int, versions=(1, 2)) -> list[tuple]:
 
 def test_a_stream_that_returned_ok_is_visible_to_another_server_process(backend, tmp_path):
     with database_url(backend, tmp_path) as url, serve_process(url) as (_, a), serve_process(url) as (_, b):
-        key = _create_account(url)
+        key = create_account(url)
         with PromptGaugeClient(a, key) as pa, PromptGaugeClient(b, key) as pb:
             pa.create_prompt_version("committed", "one")
             pa.create_prompt_version("committed", "two")
             _, usage, outcomes = _workload("committed", 400)
             for step in range(4):  # after each stream, at once, on the other process
-                summary = pa.stream_usage(_batches(usage[step * 100 : (step + 1) * 100], 30))
+                summary = pa.stream_usage(in_batches(usage[step * 100 : (step + 1) * 100], 30))
                 assert summary.recorded == 100
                 assert sum(m.total_traces for m in pb.compare_prompt_versions("committed").versions) == (
                     (step + 1) * 100
                 )
-            summary = pa.stream_trace_outcomes(_batches(outcomes, 150))
+            summary = pa.stream_trace_outcomes(in_batches(outcomes, 150))
             assert summary.recorded == 400
             got = [row[:5] for row in _snapshot(pb, "committed")]
             assert got == _expected("committed", 400)
-            unary = _trace()
+            unary = new_trace()
             assert pa.record_usage("committed", 2, unary) == "recorded"
             assert pb.compare_prompt_versions("committed").versions[1].total_traces == 201
 
@@ -148,23 +98,23 @@ def test_a_stream_sent_again_after_a_restart_is_all_duplicates(backend, tmp_path
     with database_url(backend, tmp_path) as url:
         _, usage, outcomes = _workload("restarted", 900)
         with serve_process(url) as (proc, target):
-            key = _create_account(url)
+            key = create_account(url)
             with PromptGaugeClient(target, key) as pg:
                 pg.create_prompt_version("restarted", "one")
                 pg.create_prompt_version("restarted", "two")
-                first_u = pg.stream_usage(_batches(usage, 250))
-                first_o = pg.stream_trace_outcomes(_batches(outcomes, 250))
+                first_u = pg.stream_usage(in_batches(usage, 250))
+                first_o = pg.stream_trace_outcomes(in_batches(outcomes, 250))
                 before = _snapshot(pg, "restarted")
         assert proc.returncode is not None  # that server is gone
         assert (first_u.recorded, first_o.recorded) == (900, 900)
         with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
-            again_u = pg.stream_usage(_batches(usage, 250))
-            again_o = pg.stream_trace_outcomes(_batches(outcomes, 250))
+            again_u = pg.stream_usage(in_batches(usage, 250))
+            again_o = pg.stream_trace_outcomes(in_batches(outcomes, 250))
             for s in (again_u, again_o):
                 assert (s.received, s.recorded, s.duplicates, s.rejected) == (900, 0, 900, 0)
             assert _snapshot(pg, "restarted") == before
         assert [row[:5] for row in before] == _expected("restarted", 900)
-        (count,) = _sql(url, "SELECT COUNT(*) FROM observation")[0]
+        (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]
         assert count == 2 * 900  # one linked and one outcome row per trace, never more
 
 
@@ -176,21 +126,21 @@ def test_checkpoints_survive_a_restart_without_a_full_rescan(backend, tmp_path):
     with database_url(backend, tmp_path) as url:
         _, usage, outcomes = _workload("survivor", n)
         with serve_process(url) as (_, target):
-            key = _create_account(url)
+            key = create_account(url)
             with PromptGaugeClient(target, key) as pg:
                 pg.create_prompt_version("survivor", "one")
                 pg.create_prompt_version("survivor", "two")
-                pg.stream_usage(_batches(usage, 1000))
-                pg.stream_trace_outcomes(_batches(outcomes, 1000))
+                pg.stream_usage(in_batches(usage, 1000))
+                pg.stream_trace_outcomes(in_batches(outcomes, 1000))
                 before = _snapshot(pg, "survivor")
-        tails = _tails(url)
+        tails = checkpoint_tails(url)
         assert len(tails) == 2
         for last, tail in tails.values():
             assert last > 0  # the checkpoint advanced and is stored
             assert tail < FOLD_AT  # all a new process has to read besides it
         with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
             assert _snapshot(pg, "survivor") == before
-        assert _tails(url) == tails  # reading folded nothing new
+        assert checkpoint_tails(url) == tails  # reading folded nothing new
         assert [row[:5] for row in before] == _expected("survivor", n)
         assert all(row[5] is not None for row in before)
 
@@ -206,8 +156,8 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint(server, client):
     _, usage, outcomes = _workload(name, n)
     client.create_prompt_version(name, "one")
     client.create_prompt_version(name, "two")
-    client.stream_usage(_batches(usage, 1000))
-    client.stream_trace_outcomes(_batches(outcomes, 1000))
+    client.stream_usage(in_batches(usage, 1000))
+    client.stream_trace_outcomes(in_batches(outcomes, 1000))
     before = _snapshot(client, name)
     with storage.db.connection_context():
         ids = [
@@ -347,13 +297,13 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
         serve_process(url) as (_, a),
         serve_process(url) as (_, b),
     ):
-        key = _create_account(url)
+        key = create_account(url)
         with PromptGaugeClient(a, key) as pa, PromptGaugeClient(b, key) as pb:
             pa.create_prompt_version("replicas", "one")
             pa.create_prompt_version("replicas", "two")
             traces, usage, outcomes = _workload("replicas", n)
             # A second span per trace for some: links that must not count twice.
-            usage += [_usage("replicas", 1 + i % 2, traces[i], "child") for i in range(0, n, 5)]
+            usage += [usage_record("replicas", 1 + i % 2, traces[i], "child") for i in range(0, n, 5)]
             barrier = threading.Barrier(4)
             summaries: dict = {}
             failures: list = []
@@ -361,7 +311,7 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
             def feed(label, send, items):
                 try:
                     barrier.wait(timeout=30)
-                    summaries[label] = send(_batches(items, 250), timeout=120)
+                    summaries[label] = send(in_batches(items, 250), timeout=120)
                 except Exception as error:  # noqa: BLE001 - reported below
                     failures.append((label, error))
 
@@ -385,18 +335,18 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
             from_a, from_b = _snapshot(pa, "replicas"), _snapshot(pb, "replicas")
         assert from_a == from_b
         assert [row[:5] for row in from_a] == _expected("replicas", n)
-        (count,) = _sql(url, "SELECT COUNT(*) FROM observation")[0]
+        (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]
         assert count == 2 * n
-        (dupes,) = _sql(
+        (dupes,) = read_sql(
             url, "SELECT COUNT(*) FROM (SELECT version_id, trace_id, kind FROM observation "
             "GROUP BY version_id, trace_id, kind HAVING COUNT(*) > 1) d"
         )[0]
         assert dupes == 0
-        for last, tail in _tails(url).values():
+        for last, tail in checkpoint_tails(url).values():
             assert last > 0 and tail < FOLD_AT
         # The checkpoints, with their tails, count every trace once.
-        checkpoint_totals = _sql(url, "SELECT SUM(total_traces) FROM version_checkpoint")[0][0]
-        (linked_in_tail,) = _sql(
+        checkpoint_totals = read_sql(url, "SELECT SUM(total_traces) FROM version_checkpoint")[0][0]
+        (linked_in_tail,) = read_sql(
             url,
             "SELECT COUNT(*) FROM observation o "
             "JOIN version_checkpoint c ON c.version_id = o.version_id "
