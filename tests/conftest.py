@@ -216,3 +216,16 @@ def checkpoint_tails(url: str) -> dict[int, tuple[int, int]]:
         " AND o.id > c.last_observation_id) FROM version_checkpoint c",
     )
     return {vid: (last, tail) for vid, last, tail in rows}
+
+
+def comparison_snapshot(client, name: str) -> list[tuple]:
+    """Every field of every version, unset ones as None: for equality checks."""
+    out = []
+    for m in client.compare_prompt_versions(name).versions:
+        out.append((
+            m.version,
+            m.total_traces,
+            *(getattr(m, f) if m.HasField(f) else None
+              for f in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")),
+        ))
+    return out

@@ -6,7 +6,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import in_batches, new_trace, trace_outcome, usage_record
+from conftest import comparison_snapshot, in_batches, new_trace, trace_outcome, usage_record
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.v1 import analytics_pb2
@@ -19,19 +19,6 @@ ALREADY_EXISTS = grpc.StatusCode.ALREADY_EXISTS.value[0]
 
 def _metrics(client, name: str) -> dict[int, analytics_pb2.VersionMetrics]:
     return {m.version: m for m in client.compare_prompt_versions(name).versions}
-
-
-def _snapshot(client, name: str) -> list[tuple]:
-    """Every field of every version, unset ones as None: for equality checks."""
-    out = []
-    for m in client.compare_prompt_versions(name).versions:
-        out.append((
-            m.version,
-            m.total_traces,
-            *(getattr(m, f) if m.HasField(f) else None
-              for f in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")),
-        ))
-    return out
 
 
 def _raises(call, code: grpc.StatusCode, field: str | None = None) -> PromptGaugeError:
@@ -95,9 +82,9 @@ def test_same_usage_record_again_is_recorded_and_changes_nothing(client):
     client.create_prompt_version("idem", "x")
     trace = new_trace()
     assert client.record_usage("idem", 1, trace, "span-1") == "recorded"
-    before = _snapshot(client, "idem")
+    before = comparison_snapshot(client, "idem")
     assert client.record_usage("idem", 1, trace, "span-1") == "recorded"
-    assert _snapshot(client, "idem") == before
+    assert comparison_snapshot(client, "idem") == before
     assert before[0][1] == 1
 
 
@@ -191,9 +178,9 @@ def test_same_outcome_again_is_duplicate_and_changes_nothing(client):
     client.record_usage("dup", 1, trace)
     same = {"success": True, "total_cost_usd": 0.5, "duration_ms": 20.0}
     assert client.record_trace_outcome(trace, **same) == "recorded"
-    before = _snapshot(client, "dup")
+    before = comparison_snapshot(client, "dup")
     assert client.record_trace_outcome(trace, **same) == "duplicate"
-    assert _snapshot(client, "dup") == before == [(1, 1, 1.0, 0.5, 20.0, 20.0)]
+    assert comparison_snapshot(client, "dup") == before == [(1, 1, 1.0, 0.5, 20.0, 20.0)]
 
 
 @pytest.mark.parametrize(
@@ -211,9 +198,9 @@ def test_different_outcome_is_already_exists_and_changes_nothing(client, second)
     trace = new_trace()
     client.record_usage("conflict", 1, trace)
     client.record_trace_outcome(trace, success=True, total_cost_usd=0.5, duration_ms=20.0)
-    before = _snapshot(client, "conflict")
+    before = comparison_snapshot(client, "conflict")
     _raises(lambda: client.record_trace_outcome(trace, **second), grpc.StatusCode.ALREADY_EXISTS, "trace_id")
-    assert _snapshot(client, "conflict") == before
+    assert comparison_snapshot(client, "conflict") == before
     # The stored outcome is still the first one.
     first = {"success": True, "total_cost_usd": 0.5, "duration_ms": 20.0}
     assert client.record_trace_outcome(trace, **first) == "duplicate"
@@ -309,7 +296,7 @@ def test_link_then_outcome_and_outcome_then_link_give_identical_metrics(client):
     client.stream_trace_outcomes([[trace_outcome(t, *v) for t, v in zip(traces_a, values, strict=True)]])
     client.stream_trace_outcomes([[trace_outcome(t, *v) for t, v in zip(traces_b, values, strict=True)]])
     client.stream_usage([[usage_record("order-b", 1, t) for t in traces_b]])
-    a, b = _snapshot(client, "order-a"), _snapshot(client, "order-b")
+    a, b = comparison_snapshot(client, "order-a"), comparison_snapshot(client, "order-b")
     assert a == b
     assert a[0][1] == 25
 
@@ -478,13 +465,13 @@ def test_a_whole_stream_sent_twice_is_all_duplicates(client):
     first_u = client.stream_usage(in_batches(records, 200))
     first_o = client.stream_trace_outcomes(in_batches(outcomes, 200))
     assert (first_u.recorded, first_o.recorded) == (600, 600)
-    before = _snapshot(client, "twice")
+    before = comparison_snapshot(client, "twice")
     again_u = client.stream_usage(in_batches(records, 200))
     again_o = client.stream_trace_outcomes(in_batches(outcomes, 200))
     for s in (again_u, again_o):
         assert (s.received, s.recorded, s.duplicates, s.rejected) == (600, 0, 600, 0)
         assert list(s.errors) == []
-    assert _snapshot(client, "twice") == before
+    assert comparison_snapshot(client, "twice") == before
     assert before[0][1] == 600
 
 

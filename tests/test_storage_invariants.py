@@ -11,6 +11,7 @@ from conftest import (
     PG_SKIP_REASON,
     PG_URL,
     checkpoint_tails,
+    comparison_snapshot,
     create_account,
     database_url,
     in_batches,
@@ -25,18 +26,6 @@ from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.analytics import FOLD_AT, Analytics
 from promptgauge.server.models import Observation, Prompt, PromptVersion, VersionCheckpoint
-
-
-def _snapshot(client, name: str) -> list[tuple]:
-    out = []
-    for m in client.compare_prompt_versions(name).versions:
-        out.append((
-            m.version,
-            m.total_traces,
-            *(getattr(m, f) if m.HasField(f) else None
-              for f in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")),
-        ))
-    return out
 
 
 def _workload(name: str, n: int, versions=(1, 2)):
@@ -84,7 +73,7 @@ def test_a_stream_that_returned_ok_is_visible_to_another_server_process(backend,
                 )
             summary = pa.stream_trace_outcomes(in_batches(outcomes, 150))
             assert summary.recorded == 400
-            got = [row[:5] for row in _snapshot(pb, "committed")]
+            got = [row[:5] for row in comparison_snapshot(pb, "committed")]
             assert got == _expected("committed", 400)
             unary = new_trace()
             assert pa.record_usage("committed", 2, unary) == "recorded"
@@ -104,7 +93,7 @@ def test_a_stream_sent_again_after_a_restart_is_all_duplicates(backend, tmp_path
                 pg.create_prompt_version("restarted", "two")
                 first_u = pg.stream_usage(in_batches(usage, 250))
                 first_o = pg.stream_trace_outcomes(in_batches(outcomes, 250))
-                before = _snapshot(pg, "restarted")
+                before = comparison_snapshot(pg, "restarted")
         assert proc.returncode is not None  # that server is gone
         assert (first_u.recorded, first_o.recorded) == (900, 900)
         with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
@@ -112,7 +101,7 @@ def test_a_stream_sent_again_after_a_restart_is_all_duplicates(backend, tmp_path
             again_o = pg.stream_trace_outcomes(in_batches(outcomes, 250))
             for s in (again_u, again_o):
                 assert (s.received, s.recorded, s.duplicates, s.rejected) == (900, 0, 900, 0)
-            assert _snapshot(pg, "restarted") == before
+            assert comparison_snapshot(pg, "restarted") == before
         assert [row[:5] for row in before] == _expected("restarted", 900)
         (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]
         assert count == 2 * 900  # one linked and one outcome row per trace, never more
@@ -132,14 +121,14 @@ def test_checkpoints_survive_a_restart_without_a_full_rescan(backend, tmp_path):
                 pg.create_prompt_version("survivor", "two")
                 pg.stream_usage(in_batches(usage, 1000))
                 pg.stream_trace_outcomes(in_batches(outcomes, 1000))
-                before = _snapshot(pg, "survivor")
+                before = comparison_snapshot(pg, "survivor")
         tails = checkpoint_tails(url)
         assert len(tails) == 2
         for last, tail in tails.values():
             assert last > 0  # the checkpoint advanced and is stored
             assert tail < FOLD_AT  # all a new process has to read besides it
         with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
-            assert _snapshot(pg, "survivor") == before
+            assert comparison_snapshot(pg, "survivor") == before
         assert checkpoint_tails(url) == tails  # reading folded nothing new
         assert [row[:5] for row in before] == _expected("survivor", n)
         assert all(row[5] is not None for row in before)
@@ -158,7 +147,7 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint(server, client):
     client.create_prompt_version(name, "two")
     client.stream_usage(in_batches(usage, 1000))
     client.stream_trace_outcomes(in_batches(outcomes, 1000))
-    before = _snapshot(client, name)
+    before = comparison_snapshot(client, name)
     with storage.db.connection_context():
         ids = [
             v.id for v in PromptVersion.select().join(Prompt)
@@ -176,7 +165,7 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint(server, client):
                 Observation.id.desc()
             ).limit(1).tuples()[0]
             assert rebuilt[vid].last_observation_id == last  # everything folded
-    after = _snapshot(client, name)
+    after = comparison_snapshot(client, name)
     for old, new in zip(before, after, strict=True):
         # Counters and sums exact (costs and durations are exactly representable,
         # so the sums do not depend on the grouping of the folds).
@@ -332,7 +321,7 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
                 # Every record stored exactly once, by one of the two.
                 assert sa.recorded + sb.recorded == total, kind
                 assert sa.duplicates + sb.duplicates == total, kind
-            from_a, from_b = _snapshot(pa, "replicas"), _snapshot(pb, "replicas")
+            from_a, from_b = comparison_snapshot(pa, "replicas"), comparison_snapshot(pb, "replicas")
         assert from_a == from_b
         assert [row[:5] for row in from_a] == _expected("replicas", n)
         (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]
