@@ -11,6 +11,12 @@ How the five storage invariants of DESIGN.md hold:
 - On PostgreSQL a writer holds a SHARE lock on the checkpoints of the
   versions it adds observations to, and a fold takes the row FOR UPDATE:
   so a fold never passes over a lower id that is not yet committed.
+- Every writer locks its trace rows first, in trace_id order (on PostgreSQL
+  one upsert), then the checkpoints, in version order: no deadlocks.
+
+On PostgreSQL a usage batch is one statement (statements.store_usage: one
+round trip instead of seven); SQLite, which has no data-modifying CTEs, runs
+the same steps one by one (Analytics._store_usage).
 """
 
 import logging
@@ -188,15 +194,17 @@ def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[in
 
 def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> tuple[dict[str, TraceRow], set[str]]:
     """The trace rows of these ids, created if new, locked for this
-    transaction; and which of them were created (a new trace has no links)."""
+    transaction; and which of them were created (a new trace has no links;
+    PostgreSQL's single upsert does not tell, so none are said to be)."""
     ids = sorted(set(trace_ids))  # one lock order for every writer: no deadlocks
+    if is_postgres():
+        return statements.lock_traces(caller.account_id, ids), set()
+    # SQLite: one writer at a time, the database locked; nothing to lock row by row.
     rows = statements.new_traces(caller.account_id, ids)
     created = set(rows)
     old = [t for t in ids if t not in created]
     if old:
-        # A row this transaction inserted is locked already; the others FOR
-        # UPDATE, in the same order.
-        rows.update(statements.traces(caller.account_id, old, lock=is_postgres()))
+        rows.update(statements.traces(caller.account_id, old, lock=False))
     return rows, created
 
 
@@ -251,31 +259,49 @@ class Analytics:
     def record_usage(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
         """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links."""
         results, valid = _checked(items, Usage.checked)
-        names = sorted({u.prompt_name for _, u in valid})
-        versions = statements.version_ids(caller.account_id, names) if names else {}
-        todo = []
-        for i, usage in valid:
-            version_id = versions.get((usage.prompt_name, usage.prompt_version))
-            if version_id is None:
+        if not valid:
+            return results
+        usages = [u for _, u in valid]
+        if is_postgres():
+            linked, due = statements.store_usage(caller.account_id, usages, utcnow(), self.fold_at)
+        else:
+            linked, due = self._store_usage(caller, usages)
+        stored = set()
+        for (i, usage), new in zip(valid, linked, strict=True):
+            if new is None:
                 results[i] = NotFound(
                     f"prompt {usage.prompt_name!r} has no version {usage.prompt_version}",
                     field="prompt_version",
                     reason="VERSION_NOT_FOUND",
                 )
+            elif not new or usage in stored:  # an earlier record of the batch stored it
+                results[i] = DUPLICATE
             else:
-                todo.append((i, usage, version_id))
+                stored.add(usage)
+        self._fold_if_due(due)
+        return results
+
+    def _store_usage(self, caller: Caller, usages: Sequence[Usage]) -> tuple[list, set]:
+        """SQLite's statements.store_usage, step by step: for each usage, None
+        if its version does not exist, else whether its link is new; and the
+        versions whose tail may have reached fold_at."""
+        names = sorted({u.prompt_name for u in usages})
+        versions = statements.version_ids(caller.account_id, names)
+        linked: list = [None] * len(usages)
+        todo = [(n, u, versions[u.prompt_name, u.prompt_version]) for n, u in enumerate(usages)
+                if (u.prompt_name, u.prompt_version) in versions]
         if not todo:
-            return results
+            return linked, set()
         with db.atomic():
             traces, created = _lock_traces(caller, (u.trace_id for _, u, _ in todo))
             links = set(statements.links([t.id for t in traces.values() if t.trace_id not in created]))
             pairs = {(version, trace) for version, trace, _ in links}
             new_links, observations = [], []
-            for i, usage, version_id in todo:
+            for n, usage, version_id in todo:
                 trace = traces[usage.trace_id]
                 key = (version_id, trace.id, usage.span_id)
+                linked[n] = key not in links
                 if key in links:
-                    results[i] = DUPLICATE
                     continue
                 links.add(key)
                 new_links.append(key)
@@ -287,8 +313,7 @@ class Analytics:
                     observations.append(_outcome_row(version_id, trace.id, trace))
             statements.insert_links(new_links, utcnow())
             due = self._add_observations(observations)
-        self._fold_if_due(due)
-        return results
+        return linked, due
 
     def _add_observations(self, rows: list[tuple]) -> set:
         """Append observations, holding their versions' checkpoints against a
