@@ -130,6 +130,24 @@ def test_postgres_stopped_mid_run_is_unavailable_then_recovers_by_itself(cluster
         assert proc.poll() is None, "the server must survive its database"
 
 
+def test_pooled_connections_the_database_ended_are_replaced_before_a_call_uses_them(cluster):
+    # The pool checks a connection by polling its socket, not with a round
+    # trip: an ended backend's notice and EOF must be seen there.
+    cluster.start()
+    key = create_account(cluster.url)
+    with serve_process(cluster.url) as (_, target), PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
+        pg.create_prompt_version("p", "Answer {q}")
+        pg.record_usage("p", 1, str(uuid.uuid4()))
+        # With a timeout, pg_terminate_backend returns once each backend is gone.
+        (ended,) = read_sql(cluster.url, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
+                            "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                            "AND pid <> pg_backend_pid()")[0]
+        assert ended >= 1
+        for _ in range(5):
+            assert pg.record_usage("p", 1, str(uuid.uuid4())) == "recorded"
+        assert pg.compare_prompt_versions("p").versions[0].total_traces == 6
+
+
 def test_server_started_before_its_database_serves_once_it_answers(cluster):
     with serve_process(cluster.url, *QUICK) as (_, target):
         assert _health(target) == NOT_SERVING
