@@ -84,7 +84,15 @@ def open_database(url: str, max_connections: int = 32, timeout: float = 10.0) ->
         database = connect(url, **params)
     elif scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
         params |= {"stale_timeout": 300, "connect_timeout": max(1, round(timeout))}
-        database = _PooledPostgres(**{**parse(url), **params})  # connect() would pick peewee's pool
+        connect_args = parse(url)
+        # The statements we prepare (statements.py) plan well for any batch
+        # size, so always their generic plan: left to choose, PostgreSQL
+        # judges by the first five calls' sizes and may re-plan every call
+        # (~0.5 ms, as long as running a unary call's statement).
+        connect_args["options"] = " ".join(
+            filter(None, [connect_args.get("options"), "-c plan_cache_mode=force_generic_plan"])
+        )
+        database = _PooledPostgres(**connect_args, **params)  # connect() would pick peewee's pool
     else:
         raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:// or postgresql://")
     db.initialize(database)

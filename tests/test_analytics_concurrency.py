@@ -55,7 +55,8 @@ def test_links_and_outcomes_of_shared_traces_from_many_clients_at_once(server, a
     assert not failures, failures
 
     # Every outcome once more (the ones recorded in the race come back duplicate).
-    summary = client.stream_trace_outcomes(in_batches([trace_outcome(t, *outcome_of[t]) for t in everyone], 500))
+    outcomes = [trace_outcome(t, *outcome_of[t]) for t in everyone]
+    summary = client.stream_trace_outcomes(in_batches(outcomes, 500))
     assert summary.recorded + summary.duplicates == len(everyone) and summary.rejected == 0, summary
     metrics = {m.version: m for m in client.compare_prompt_versions("shared").versions}
     for version, traces in linked.items():
