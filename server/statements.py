@@ -102,7 +102,7 @@ def _execute_prepared(name: str, sql: str, params: Sequence):
     """Run `sql` (with the backend's placeholders) as a statement the
     database plans once per connection, not on every call. sqlite3 keeps its
     own cache of prepared statements; PostgreSQL needs PREPARE and EXECUTE."""
-    if db.param != "%s":
+    if db.param == "?":  # SQLite
         return _execute(sql, params)
     names = _prepared.setdefault(db.connection(), set())
     if name not in names:
