@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import serve_process
+from conftest import create_account, serve_process
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,7 +17,6 @@ from cryptography.x509.oid import NameOID
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.client.client import NO_RETRY
-from promptgauge.server import accounts, storage
 
 
 def _name(common_name: str) -> x509.Name:
@@ -89,12 +88,9 @@ def db_url(tmp_path) -> str:
 
 
 def _key(url: str) -> str:
-    storage.open_database(url, max_connections=1)
-    storage.init_schema()
-    with storage.db.connection_context():
-        _, _, key = accounts.create_account("tls-team")
-    storage.db.close_all()
-    return key
+    # By the real command, in its own process: rebinding this process's
+    # database would pull it from under the in-process test server.
+    return create_account(url, "tls-team")
 
 
 def _tls_flags(pki, mutual: bool = False) -> list[str]:
