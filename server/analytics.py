@@ -203,7 +203,7 @@ def _lock_traces(caller: Caller, trace_ids: Iterable[str]) -> tuple[dict[str, Tr
     # by row, and no one to insert a row between the read and the insert.
     # Read first: an outcome's trace mostly exists already, and an insert
     # that conflicts costs more than a read (10% of an outcome batch).
-    rows = statements.traces(caller.account_id, ids, lock=False)
+    rows = statements.traces(caller.account_id, ids)
     missing = [t for t in ids if t not in rows]
     created = statements.new_traces(caller.account_id, missing) if missing else {}
     rows.update(created)

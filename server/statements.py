@@ -133,15 +133,15 @@ def new_traces(account_id: int, trace_ids: Sequence[str]) -> dict[str, TraceRow]
     return {trace_id: TraceRow(pk, trace_id, False, None, None, None) for pk, trace_id in rows}
 
 
-def traces(account_id: int, trace_ids: Sequence[str], lock: bool) -> dict[str, TraceRow]:
-    """Trace rows by trace_id; with `lock`, FOR UPDATE in trace_id order."""
+def traces(account_id: int, trace_ids: Sequence[str]) -> dict[str, TraceRow]:
+    """Trace rows by trace_id, unlocked (SQLite's writer holds the whole
+    database; PostgreSQL locks its rows with lock_traces)."""
     out: dict[str, TraceRow] = {}
     p = db.param
     for chunk in chunks(trace_ids):
         sql = (f"SELECT {_cols(_TRACE_COLUMNS)} FROM {_table(Trace)} "
                f"WHERE {_q(Trace.account.column_name)} = {p} AND {_q(Trace.trace_id.column_name)} IN "
-               f"{_in(p, len(chunk))} ORDER BY {_q(Trace.trace_id.column_name)}"
-               + (" FOR UPDATE" if lock else ""))
+               f"{_in(p, len(chunk))}")
         for pk, trace_id, has_outcome, success, cost, duration in _execute(sql, [account_id, *chunk]):
             # SQLite hands booleans back as 0/1.
             out[trace_id] = TraceRow(pk, trace_id, bool(has_outcome),
