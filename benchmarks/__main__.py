@@ -355,7 +355,7 @@ def measure_compare(rng, url: str, account_id: int, real: Driver, target: str, k
                 rawdb.bulk_load(raw, account_id, version_ids, bulk)
             finally:
                 raw.close()
-            analytics = Analytics()
+            analytics = Analytics(storage.store())
             with storage.db.connection_context():
                 for vid in version_ids:
                     while analytics.fold(vid):

@@ -9,7 +9,7 @@ import datetime
 import time
 import uuid
 
-from promptgauge.server.storage import SQLITE_PRAGMAS
+from promptgauge.server.backends.sqlite import PRAGMAS as SQLITE_PRAGMAS
 
 SQL = {
     # One usage record: its trace row, the link, the "linked" observation.

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from peewee import IntegrityError
 
-from . import statements
+from .backends.base import Store
 from .errors import AlreadyExists, NotFound, Unauthenticated
 from .models import Account, ApiKey, db, utcnow
 from .validation import check_name
@@ -93,7 +93,7 @@ def revoke_key(key_id: str) -> KeyInfo:
         return KeyInfo(key.id, key.account.name, key.create_time, key.revoke_time)
 
 
-def authenticate(authorization: str | None) -> Caller:
+def authenticate(store: Store, authorization: str | None) -> Caller:
     """The caller behind an `authorization: Bearer <key>` value."""
     if not authorization:
         raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <api key>'")
@@ -101,8 +101,8 @@ def authenticate(authorization: str | None) -> Caller:
     if scheme.lower() != "bearer" or not plain.strip():
         raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
     digest = _hash(plain.strip())
-    # Every call runs this: SQL written once (statements.py), not built by peewee.
-    row = statements.api_key(digest)
+    # Every call runs this: SQL written once (backends/sql.py), not built by peewee.
+    row = store.api_key(digest)
     # The index lookup compares hashes, which tells a timing attacker nothing
     # about the key; the final comparison is constant-time all the same. No
     # cache: a revoked key fails at once, on every replica. One message for
@@ -110,7 +110,6 @@ def authenticate(authorization: str | None) -> Caller:
     # about which keys exist.
     if row is None:
         raise Unauthenticated("invalid or revoked API key")
-    key_id, account_id, key_hash, revoke_time = row
-    if not hmac.compare_digest(key_hash, digest) or revoke_time is not None:
+    if not hmac.compare_digest(row.key_hash, digest) or row.revoke_time is not None:
         raise Unauthenticated("invalid or revoked API key")
-    return Caller(account_id=account_id, key_id=key_id)
+    return Caller(account_id=row.account_id, key_id=row.id)

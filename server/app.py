@@ -1,9 +1,15 @@
-"""Builds the server: the one way tests, the demo and `serve` start it."""
+"""Builds the server: the one way tests, the demo and `serve` start it.
 
+The server is grpc.aio on an event loop of its own thread: every call is
+served there, and what blocks (the database) runs on the worker threads
+(workers.py), one unit of work at a time. So streams, open or idle, never
+hold a thread, and health checks always answer.
+"""
+
+import asyncio
 import logging
 import threading
-from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -15,11 +21,12 @@ from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, promp
 from . import storage
 from .analytics import Analytics
 from .health import DatabaseHealth
-from .interceptors import ServiceInterceptor
+from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, Observe
 from .observability import serve_metrics
 from .registry import PromptRegistry
 from .servicers import AnalyticsServicer, PromptServicer
 from .settings import Settings
+from .workers import Workers
 
 log = logging.getLogger("promptgauge")
 
@@ -29,63 +36,105 @@ SERVICE_NAMES = (
 )
 
 
+class StartupError(Exception):
+    """The server cannot start as configured; the message says what to fix."""
+
+
 @dataclass
 class RunningServer:
-    server: grpc.Server
+    server: grpc.aio.Server
+    loop: asyncio.AbstractEventLoop
     port: int
     health: DatabaseHealth
+    health_servicer: health.aio.HealthServicer
+    workers: Workers
     settings: Settings
     draining: threading.Event
     metrics_server: object | None = None
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     @property
     def target(self) -> str:
+        """An address a client on this machine can dial."""
         host = self.settings.listen.rsplit(":", 1)[0]
         if host in ("", "0.0.0.0", "[::]"):
             host = "127.0.0.1"
         return f"{host}:{self.port}"
 
     @property
+    def address(self) -> str:
+        """The address bound: the host as asked, the port as bound."""
+        return f"{self.settings.listen.rsplit(':', 1)[0]}:{self.port}"
+
+    @property
     def metrics_port(self) -> int | None:
         return self.metrics_server.server_port if self.metrics_server else None
 
+    def _on_loop(self, coroutine, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls and let in-flight ones finish for `grace` seconds;
-        a stream stops at its next message with UNAVAILABLE (see
-        ServiceInterceptor), so nothing it was not told is stored goes unsaid."""
+        a request stream stops at its next message with UNAVAILABLE
+        (interceptors.HealthGate), so nothing it was not told is stored goes unsaid."""
+        if self.stopped.is_set():
+            return
         self.health.stop()
         self.draining.set()
-        self.server.stop(self.settings.grace_seconds if grace is None else grace).wait()
+        self._on_loop(self.health_servicer.enter_graceful_shutdown())
+        self._on_loop(self.server.stop(self.settings.grace_seconds if grace is None else grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.workers.shutdown()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
         storage.db.close_all()
+        self.stopped.set()
 
     def wait(self) -> None:
-        self.server.wait_for_termination()
+        self.stopped.wait()
 
 
 def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as error:
-        raise SystemExit(f"cannot read {path}: {error.strerror}") from None
+        raise StartupError(f"cannot read {path}: {error.strerror}") from None
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     """TLS credentials from the settings' PEM files, or None for plaintext."""
     if not (settings.tls_cert_file or settings.tls_key_file):
         if settings.tls_client_ca_file:
-            raise SystemExit("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+            raise StartupError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):
-        raise SystemExit("TLS needs both --tls-cert-file and --tls-key-file")
+        raise StartupError("TLS needs both --tls-cert-file and --tls-key-file")
     client_ca = _read(settings.tls_client_ca_file) if settings.tls_client_ca_file else None
     return grpc.ssl_server_credentials(
         [(_read(settings.tls_key_file), _read(settings.tls_cert_file))],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
+
+
+class _HealthPublisher:
+    """Hands the database's state to the aio health service on its loop; a
+    status applied late is always the latest one given."""
+
+    def __init__(self, servicer: health.aio.HealthServicer, loop: asyncio.AbstractEventLoop):
+        self.servicer = servicer
+        self.loop = loop
+        self.latest: tuple[tuple[str, ...], int] | None = None
+
+    def __call__(self, names: tuple[str, ...], status: int) -> None:
+        self.latest = (names, status)
+        asyncio.run_coroutine_threadsafe(self._apply(), self.loop)
+
+    async def _apply(self) -> None:
+        names, status = self.latest
+        for name in names:
+            await self.servicer.set(name, status)
 
 
 def start_server(settings: Settings) -> RunningServer:
@@ -98,56 +147,84 @@ def start_server(settings: Settings) -> RunningServer:
         max_connections=settings.workers + 4,
         timeout=settings.database_timeout_seconds,
     )
-    health_servicer = health.HealthServicer()
-    database_health = DatabaseHealth(health_servicer, SERVICE_NAMES, settings.health_check_seconds)
+    store = storage.store()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="promptgauge-grpc", daemon=True).start()
+    workers = Workers(settings.workers)
     draining = threading.Event()
-    registry = PromptRegistry(
-        settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
-    )
-
-    options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[ServiceInterceptor(database_health, draining)],
-        options=options,
-    )
-    prompts_pb2_grpc.add_PromptServiceServicer_to_server(PromptServicer(registry), server)
-    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-        AnalyticsServicer(
-            Analytics(), settings.max_records_per_message, settings.max_stream_errors
-        ),
-        server,
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-
-    if credentials is None:
-        port = server.add_insecure_port(settings.listen)
-    else:
-        port = server.add_secure_port(settings.listen, credentials)
-    if port == 0:
-        raise RuntimeError(f"could not listen on {settings.listen}")
+    try:
+        health_servicer = asyncio.run_coroutine_threadsafe(_new_health_servicer(), loop).result()
+        database_health = DatabaseHealth(
+            _HealthPublisher(health_servicer, loop), SERVICE_NAMES, settings.health_check_seconds
+        )
+        registry = PromptRegistry(
+            store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
+        )
+        analytics = Analytics(store)
+        # Outermost first; each is one concern (see interceptors.py).
+        interceptors = [
+            Observe(),
+            MapErrors(database_health, settings.max_message_bytes),
+            HealthGate(database_health, draining),
+            ConnectionScope(workers),
+            Authenticate(store, workers),
+        ]
+        server, port = asyncio.run_coroutine_threadsafe(_serve(
+            settings, credentials, interceptors, [
+                (prompts_pb2_grpc.add_PromptServiceServicer_to_server, PromptServicer(registry)),
+                (analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server, AnalyticsServicer(
+                    analytics, workers, settings.max_records_per_message, settings.max_stream_errors
+                )),
+                (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
+            ],
+        ), loop).result()
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        workers.shutdown()
+        raise
     database_health.start()
     metrics_server = None
     if settings.metrics_listen:
         metrics_server = serve_metrics(settings.metrics_listen, lambda: database_health.schema_ready)
-    server.start()
+    running = RunningServer(
+        server=server, loop=loop, port=port, health=database_health, health_servicer=health_servicer,
+        workers=workers, settings=settings, draining=draining, metrics_server=metrics_server,
+    )
     log.info(
         "promptgauge serving on %s (%s); database %s",
-        settings.listen.rsplit(":", 1)[0] + f":{port}",
+        running.address,
         "mutual TLS" if settings.tls_client_ca_file else "TLS" if credentials else "plaintext",
         "ready" if database_health.serving else f"unavailable: {database_health.last_error}",
     )
-    return RunningServer(
-        server=server,
-        port=port,
-        health=database_health,
-        settings=settings,
-        draining=draining,
-        metrics_server=metrics_server,
+    return running
+
+
+async def _new_health_servicer() -> health.aio.HealthServicer:
+    return health.aio.HealthServicer()  # its conditions belong to the loop it is made on
+
+
+async def _serve(settings: Settings, credentials, interceptors, servicers) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            # A second server on a port in use must fail, not share it.
+            ("grpc.so_reuseport", 0),
+        ],
     )
+    for add, servicer in servicers:
+        add(servicer, server)
+    names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, credentials)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise StartupError(f"cannot listen on {settings.listen}")
+    await server.start()
+    return server, port

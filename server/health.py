@@ -9,8 +9,9 @@ database error marks the server NOT_SERVING at once and wakes the probe.
 
 import logging
 import threading
+from collections.abc import Callable
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 
 from . import storage
 from .models import db
@@ -31,10 +32,15 @@ def probe() -> None:
 
 class DatabaseHealth:
     """The database's state, probed by a thread of its own and published to
-    the health service under the overall name and each service's name."""
+    the health service under the overall name and each service's name.
 
-    def __init__(self, servicer: health.HealthServicer, services: tuple[str, ...], interval: float):
-        self.servicer = servicer
+    `publish(names, status)` hands a status to the health service; it may
+    apply it later (on the server's event loop), so it must apply the latest
+    one given when it does."""
+
+    def __init__(self, publish: Callable[[tuple[str, ...], int], None], services: tuple[str, ...],
+                 interval: float):
+        self.publisher = publish
         self.names = ("", *services)
         self.interval = interval
         self.schema_ready = False
@@ -94,8 +100,7 @@ class DatabaseHealth:
         self._publish(SERVING if ok else NOT_SERVING)
 
     def _publish(self, status) -> None:
-        for name in self.names:
-            self.servicer.set(name, status)
+        self.publisher(self.names, status)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -1,12 +1,29 @@
-"""What applies to every call: a database connection, the caller's identity,
-the one mapping from domain errors to gRPC status codes, and the log line and
-metrics of each RPC."""
+"""What applies to every promptgauge RPC, one concern per interceptor.
 
+app.py lists them, outermost first:
+
+    Observe          one log line and metric sample per call, with the code the caller got
+    MapErrors        domain and database errors, malformed requests and oversize
+                     responses -> status codes with details (AIP-193)
+    HealthGate       no calls while the database is not ready; a request stream
+                     stops before its next message once the server drains
+    ConnectionScope  blocking handlers run on the worker pool, in one pooled connection
+    Authenticate     the caller, from `authorization` metadata
+
+Each works for unary, client-streaming and server-streaming calls. Below
+ConnectionScope a handler may be a plain function (run on a worker thread,
+authentication included: one hop for a unary call); above it every handler
+is a coroutine function or an async generator function on the event loop.
+Health and reflection pass untouched.
+"""
+
+import asyncio
 import contextvars
+import inspect
 import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
@@ -15,8 +32,10 @@ from grpc_status import rpc_status
 
 from . import errors, storage
 from .accounts import Caller, authenticate
+from .backends.base import Store
 from .health import DatabaseHealth, describe
 from .observability import observe_rpc
+from .workers import Workers
 
 log = logging.getLogger("promptgauge.rpc")
 
@@ -33,12 +52,25 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
-_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+
+@dataclass
+class Call:
+    """What the interceptors learn about one call; shared by reference with
+    the worker threads it runs on (contextvars copy the reference)."""
+
+    method: str
+    caller: Caller | None = None
+
+
+_call: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
 
 
 def current_caller() -> Caller:
-    """The authenticated caller of the RPC running on this thread."""
-    return _caller.get()
+    """The authenticated caller of the RPC this code runs for."""
+    caller = _call.get().caller
+    if caller is None:
+        raise RuntimeError("no authenticated caller: is Authenticate installed?")
+    return caller
 
 
 def status_code_of(error: errors.DomainError) -> grpc.StatusCode:
@@ -59,9 +91,7 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.message
-                    )
+                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
                 ]
             )
         )
@@ -73,8 +103,138 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
     return status_pb2.Status(code=code.value[0], message=error.message, details=packed)
 
 
-def abort(context: grpc.ServicerContext, error: errors.DomainError):
-    context.abort_with_status(rpc_status.to_status(to_status(error)))
+# -- handlers and their behaviours ----------------------------------------------
+
+_KINDS = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
+def _behavior(handler: grpc.RpcMethodHandler) -> Callable:
+    return getattr(handler, _KINDS[handler.request_streaming, handler.response_streaming][0])
+
+
+def _rebuilt(handler: grpc.RpcMethodHandler, behavior: Callable, deserializer=None) -> grpc.RpcMethodHandler:
+    """`handler` with another behaviour (and request deserializer)."""
+    factory = _KINDS[handler.request_streaming, handler.response_streaming][1]
+    return factory(
+        behavior,
+        request_deserializer=deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _is_sync(behavior: Callable) -> bool:
+    return not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior))
+
+
+class _Interceptor(grpc.aio.ServerInterceptor):
+    """Wraps the handlers of promptgauge's own services; `wrap` returns the
+    new behaviour for a handler's behaviour."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(_OWN_SERVICES):
+            return handler
+        return self.wrap(handler, details)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, details) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
+def _around(handler: grpc.RpcMethodHandler, before, after) -> grpc.RpcMethodHandler:
+    """An async handler that awaits `before(request, context)` (which may
+    replace the request) and, for the call's whole span, runs it inside
+    `after(context)`, an async context manager."""
+    behavior = _behavior(handler)
+    if inspect.isasyncgenfunction(behavior):
+        async def streaming(request, context):
+            async with after(context):
+                request = await before(request, context)
+                async for response in behavior(request, context):
+                    yield response
+        return _rebuilt(handler, streaming)
+
+    async def unary(request, context):
+        async with after(context):
+            request = await before(request, context)
+            return await behavior(request, context)
+    return _rebuilt(handler, unary)
+
+
+# -- the interceptors -------------------------------------------------------------
+
+
+def _gone(context) -> grpc.StatusCode | None:
+    """Why a call's client is gone (its deadline passed, or it cancelled), or
+    None while it is there."""
+    remaining = context.time_remaining()
+    # The cancellation can reach us a hair before our own deadline timer.
+    if remaining is not None and remaining < 0.05:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED if context.cancelled() else None
+
+
+def _code_of(error: BaseException | None, context) -> grpc.StatusCode:
+    """The status a call that raised `error` (or returned, if None) ended
+    with, as its caller sees it."""
+    if error is None:
+        # A request stream cut by the deadline or a cancellation ends like a
+        # finished one; nobody hears the answer.
+        return _gone(context) or grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return _gone(context) or grpc.StatusCode.CANCELLED
+    code = context.code()
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return code
+    return grpc.StatusCode.UNKNOWN
+
+
+class Observe(_Interceptor):
+    """One log line and one metric sample per call, when it ends, with the
+    status code its caller got. Never a key or a template."""
+
+    def wrap(self, handler, details):
+        method = details.method
+
+        class _Span:
+            def __init__(self, context):
+                self.context = context
+
+            async def __aenter__(self):
+                self.started = time.perf_counter()
+                self.call = Call(method)
+                self.token = _call.set(self.call)
+
+            async def __aexit__(self, kind, error, tb):
+                _call.reset(self.token)
+                code = _code_of(error, self.context)
+                _record(method, code, time.perf_counter() - self.started, self.call, self.context)
+                return False
+
+        async def nothing(request, context):
+            return request
+
+        return _around(handler, nothing, _Span)
+
+
+def _record(method: str, code: grpc.StatusCode, seconds: float, call: Call, context) -> None:
+    observe_rpc(method, code.name, seconds)
+    if log.isEnabledFor(logging.INFO):
+        account_id = call.caller.account_id if call.caller else None
+        log.info(
+            "%s %s %.1fms account=%s", method, code.name, seconds * 1000, account_id,
+            extra={"fields": {
+                "method": method,
+                "code": code.name,
+                "duration_ms": round(seconds * 1000, 3),
+                "account_id": account_id,
+                "peer": context.peer(),
+            }},
+        )
 
 
 class _Malformed:
@@ -84,146 +244,192 @@ class _Malformed:
 def _checked(request):
     if isinstance(request, _Malformed):
         raise errors.InvalidArgument(
-            "the request message is malformed: its bytes do not parse as the "
-            "method's request type",
+            "the request message is malformed: its bytes do not parse as the method's request type",
             reason="MALFORMED_MESSAGE",
         )
     return request
 
 
-def _wrap(handler: grpc.RpcMethodHandler, around: Callable) -> grpc.RpcMethodHandler:
-    """The same handler, its behaviour run inside `around`, and a request that
-    fails to parse handed on as _Malformed (INVALID_ARGUMENT, not gRPC's
-    INTERNAL)."""
-    kinds = {
-        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    }
-    attr, factory = kinds[(handler.request_streaming, handler.response_streaming)]
-    behavior = getattr(handler, attr)
-    deserialize = handler.request_deserializer
-
-    def safe_deserialize(data: bytes):
-        try:
-            return deserialize(data)
-        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
-            return _Malformed()
-
-    def wrapped(request, context):
-        return around(behavior, request, context, handler.request_streaming)
-
-    return factory(
-        wrapped,
-        request_deserializer=safe_deserialize,
-        response_serializer=handler.response_serializer,
-    )
+async def _checked_stream(requests: AsyncIterator) -> AsyncIterator:
+    async for request in requests:
+        yield _checked(request)
 
 
-def _gone(context: grpc.ServicerContext) -> grpc.StatusCode | None:
-    """Why a call's client is gone (its deadline passed, or it cancelled), or
-    None while it is there."""
-    remaining = context.time_remaining()
-    # The cancellation can reach us a hair before our own deadline timer.
-    if remaining is not None and remaining < 0.05:
-        return grpc.StatusCode.DEADLINE_EXCEEDED
-    return None if context.is_active() else grpc.StatusCode.CANCELLED
+class MapErrors(_Interceptor):
+    """The one mapping from what went wrong to a status code: domain errors
+    to their codes with ErrorInfo (and BadRequest), database errors to
+    UNAVAILABLE (the health gate hears of them), request bytes that do not
+    parse to INVALID_ARGUMENT (not gRPC's INTERNAL), a response over the
+    message limit to RESOURCE_EXHAUSTED (not a failure logged as OK), and
+    anything else to INTERNAL with the details in the log."""
 
-
-class ServiceInterceptor(grpc.ServerInterceptor):
-    """For each promptgauge RPC: a pooled connection for its span, the caller
-    authenticated from `authorization` metadata, domain and database errors
-    turned into status codes, and one log line and one metric sample when it
-    ends. Health and reflection pass untouched.
-
-    `draining` set means the server is shutting down: a stream then stops
-    before its next message with UNAVAILABLE. What it stored so far is
-    committed and idempotent, so the client sends the whole stream again
-    (to another replica, or after the restart) and nothing is lost or doubled.
-    """
-
-    def __init__(self, health: DatabaseHealth | None = None, draining: threading.Event | None = None):
+    def __init__(self, health: DatabaseHealth | None, max_message_bytes: int):
         self.health = health
-        self.draining = draining or threading.Event()
+        self.max_message_bytes = max_message_bytes
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(_OWN_SERVICES):
-            return handler
-        method = handler_call_details.method
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        authorization = metadata.get("authorization")
-        return _wrap(handler, lambda behavior, request, context, streaming: self._run(
-            method, behavior, self._messages(request) if streaming else request, context, authorization
-        ))
+    def _error(self, error: Exception, method: str) -> errors.DomainError | None:
+        if isinstance(error, errors.DomainError):
+            return error
+        if isinstance(error, storage.UNAVAILABLE_ERRORS):
+            if self.health is not None:
+                self.health.failed(error)
+            return errors.Unavailable(
+                f"the database is unavailable ({describe(error)}); try again",
+                reason="DATABASE_UNAVAILABLE",
+            )
+        return None
 
-    def _messages(self, requests):
-        for request in requests:
+    def _sized(self, response):
+        size = response.ByteSize()
+        if size > self.max_message_bytes:
+            raise errors.ResourceExhausted(
+                f"the response would be {size} bytes; the server's limit (--max-message-bytes) is "
+                f"{self.max_message_bytes}: ask for less (a smaller page_size, or a BASIC view)",
+                reason="RESPONSE_TOO_LARGE",
+            )
+        return response
+
+    def wrap(self, handler, details):
+        method = details.method
+        behavior = _behavior(handler)
+        deserialize = handler.request_deserializer
+
+        def safe_deserialize(data: bytes):
+            try:
+                return deserialize(data)
+            except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
+                return _Malformed()
+
+        def requests(request):
+            return _checked_stream(request) if handler.request_streaming else _checked(request)
+
+        async def fail(error: Exception, context):
+            mapped = self._error(error, method)
+            if mapped is None:
+                log.error("%s failed", method, exc_info=error)
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
+                )
+            await context.abort_with_status(rpc_status.to_status(to_status(mapped)))
+
+        if inspect.isasyncgenfunction(behavior):
+            async def streaming(request, context):
+                try:
+                    async for response in behavior(requests(request), context):
+                        yield self._sized(response)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as error:  # noqa: BLE001 - mapped to a status in fail()
+                    await fail(error, context)
+            return _rebuilt(handler, streaming, safe_deserialize)
+
+        async def unary(request, context):
+            try:
+                return self._sized(await behavior(requests(request), context))
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as error:  # noqa: BLE001 - mapped to a status in fail()
+                await fail(error, context)
+        return _rebuilt(handler, unary, safe_deserialize)
+
+
+class HealthGate(_Interceptor):
+    """No calls while the database is not ready (UNAVAILABLE, with why).
+    Once `draining` is set (the server is shutting down), a request stream
+    stops before its next message with UNAVAILABLE: what it stored so far is
+    committed and idempotent, so the client sends the whole stream again (to
+    another replica, or after the restart) and nothing is lost or doubled."""
+
+    def __init__(self, health: DatabaseHealth | None, draining):
+        self.health = health
+        self.draining = draining
+
+    async def _messages(self, requests: AsyncIterator) -> AsyncIterator:
+        async for request in requests:
             if self.draining.is_set():
                 raise errors.Unavailable(
                     "the server is shutting down: send the stream again (records already "
                     "stored count as duplicates, never twice)",
                     reason="SHUTTING_DOWN",
                 )
-            yield _checked(request)
+            yield request
 
-    def _run(self, method, behavior, request, context, authorization):
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        account_id = None
-        try:
+    def wrap(self, handler, details):
+        async def admit(request, context):
             if self.health is not None and not self.health.schema_ready:
                 raise errors.Unavailable(
                     f"the database is unavailable ({self.health.last_error}); try again",
                     reason="DATABASE_UNAVAILABLE",
                 )
-            with storage.connection():
-                caller = authenticate(authorization)
-                account_id = caller.account_id
-                token = _caller.set(caller)
-                try:
-                    response = behavior(_checked(request), context)
-                finally:
-                    _caller.reset(token)
-            # A stream whose client went away can end like a finished one
-            # (gRPC may hand the handler the end of the stream before the
-            # cancellation); nobody hears this answer, so log what the
-            # client saw.
-            code = _gone(context) or code
-            return response
-        except errors.DomainError as error:
-            code = status_code_of(error)
-            abort(context, error)
-        except storage.UNAVAILABLE_ERRORS as error:
-            code = grpc.StatusCode.UNAVAILABLE
-            if self.health is not None:
-                self.health.failed(error)
-            abort(context, errors.Unavailable(
-                f"the database is unavailable ({describe(error)}); try again",
-                reason="DATABASE_UNAVAILABLE",
-            ))
-        except grpc.RpcError:
-            # Reading the request stream failed: the client cancelled, or its
-            # deadline passed. The call is over; the work stops here.
-            code = _gone(context) or grpc.StatusCode.CANCELLED
-            return None
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("%s failed", method)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
-        finally:
-            seconds = time.perf_counter() - started
-            observe_rpc(method, code.name, seconds)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "%s %s %.1fms account=%s",
-                    method, code.name, seconds * 1000, account_id,
-                    extra={"fields": {
-                        "method": method,
-                        "code": code.name,
-                        "duration_ms": round(seconds * 1000, 3),
-                        "account_id": account_id,
-                        "peer": context.peer(),
-                    }},
-                )
+            return self._messages(request) if handler.request_streaming else request
+
+        return _around(handler, admit, _NoScope)
+
+
+class _NoScope:
+    def __init__(self, context):
+        pass
+
+    async def __aenter__(self):
+        return None
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+class ConnectionScope(_Interceptor):
+    """A blocking (plain function) handler runs on a worker thread inside one
+    pooled connection: the event loop never waits on the database, and an
+    idle stream holds neither a thread nor a connection. Async handlers take
+    a worker and a connection per unit of work (Workers.run)."""
+
+    def __init__(self, workers: Workers):
+        self.workers = workers
+
+    def wrap(self, handler, details):
+        behavior = _behavior(handler)
+        if not _is_sync(behavior):
+            return handler
+        if handler.request_streaming or handler.response_streaming:
+            # A thread would be held for the stream's whole life, idle or not.
+            raise TypeError(f"{details.method}: a streaming handler must be async")
+        workers = self.workers
+
+        async def offloaded(request, context):
+            return await workers.run(behavior, request, context)
+        return _rebuilt(handler, offloaded)
+
+
+class Authenticate(_Interceptor):
+    """The caller behind `authorization: Bearer <api key>`, for the rest of
+    the call (interceptors.current_caller()). A blocking handler checks the
+    key on its own worker thread and connection; an async one in a unit of
+    work of its own, before its first message."""
+
+    def __init__(self, store: Store, workers: Workers):
+        self.store = store
+        self.workers = workers
+
+    def wrap(self, handler, details):
+        authorization = dict(details.invocation_metadata or ()).get("authorization")
+        behavior = _behavior(handler)
+        store = self.store
+
+        def identify(caller: Caller) -> None:
+            call = _call.get(None)
+            if call is None:  # no Observe: a call record of our own
+                call = Call(details.method)
+                _call.set(call)
+            call.caller = caller
+
+        if _is_sync(behavior):
+            def checked(request, context):
+                identify(authenticate(store, authorization))
+                return behavior(request, context)
+            return _rebuilt(handler, checked)
+
+        async def check(request, context):
+            identify(await self.workers.run(authenticate, store, authorization))
+            return request
+
+        return _around(handler, check, _NoScope)

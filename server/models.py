@@ -124,10 +124,6 @@ class UsageLink(BaseModel):
         indexes = ((("version", "trace", "span_id"), True), (("trace",), False))
 
 
-OBSERVATION_LINKED = 1  # a trace was first linked to the version
-OBSERVATION_OUTCOME = 2  # a linked trace's outcome joined the version
-
-
 class Observation(BaseModel):
     """Append-only: one row per event that changes a version's metrics, written
     in the transaction that causes it; (version, trace, kind) is unique, so no
@@ -136,7 +132,7 @@ class Observation(BaseModel):
     id = BigAutoField()
     version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
     trace = ForeignKeyField(Trace, on_delete="CASCADE")
-    kind = SmallIntegerField()
+    kind = SmallIntegerField()  # tally.OBSERVATION_LINKED or OBSERVATION_OUTCOME
     success = BooleanField(null=True)
     total_cost_usd = DoubleField(null=True)
     duration_ms = DoubleField(null=True)
@@ -147,7 +143,8 @@ class Observation(BaseModel):
 
 class VersionCheckpoint(BaseModel):
     """A version's metrics folded up to `last_observation_id`: counters and the
-    serialized latency sketch. Derived state, rebuildable from observations."""
+    serialized latency sketch. Derived state, rebuildable from observations.
+    The counters are named as tally.Tally's fields: state moves by name."""
 
     version = ForeignKeyField(PromptVersion, primary_key=True, on_delete="CASCADE")
     last_observation_id = BigIntegerField(default=0)

@@ -14,9 +14,10 @@ from peewee import IntegrityError
 
 from . import page_tokens, templates
 from .accounts import Caller
+from .backends.base import Store
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from .models import Prompt, PromptVersion, VersionCheckpoint, db
-from .storage import is_postgres, setting
+from .models import Prompt, PromptVersion, VersionCheckpoint
+from .storage import setting
 from .validation import INT32_MAX, MAX_PAGE_SIZE, check_name, check_page_size, check_text, check_version
 
 MAX_DESCRIPTION_CHARS = 4096
@@ -63,10 +64,12 @@ class PromptRegistry:
 
     def __init__(
         self,
+        store: Store,
         max_template_bytes: int,
         max_page_size: int = MAX_PAGE_SIZE,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ):
+        self.store = store
         self.max_template_bytes = max_template_bytes
         self.max_page_size = max_page_size
         self.max_rendered_bytes = max_message_bytes - _RESPONSE_FRAMING_BYTES
@@ -82,11 +85,12 @@ class PromptRegistry:
 
     # -- lookups ----------------------------------------------------------
 
-    def _prompt(self, caller: Caller, name: str, for_update: bool = False) -> Prompt:
-        query = Prompt.select().where((Prompt.account == caller.account_id) & (Prompt.name == name))
-        if for_update and is_postgres():
-            query = query.for_update()
-        prompt = query.first()
+    def _prompt(self, caller: Caller, name: str, lock: bool = False) -> Prompt:
+        """A prompt of the caller's; with `lock`, held until the transaction ends."""
+        if lock:
+            prompt = self.store.lock_prompt(caller.account_id, name)
+        else:
+            prompt = Prompt.get_or_none((Prompt.account == caller.account_id) & (Prompt.name == name))
         if prompt is None:
             raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
         return prompt
@@ -141,7 +145,7 @@ class PromptRegistry:
         variables = templates.parse(template_text).variables
         for _ in range(_CREATE_ATTEMPTS):
             try:
-                with db.atomic():
+                with self.store.transaction():
                     return self._create_locked(
                         caller, name, template_text, description, version, parent_version,
                         activate, variables,
@@ -158,7 +162,7 @@ class PromptRegistry:
         Prompt.insert(account=caller.account_id, name=name).on_conflict_ignore().execute()
         # Creates of one name queue on this row lock (PostgreSQL) or on the
         # database write lock (SQLite), so "highest + 1" is never read stale.
-        prompt = self._prompt(caller, name, for_update=True)
+        prompt = self._prompt(caller, name, lock=True)
         highest = (
             PromptVersion.select(PromptVersion.version)
             .where(PromptVersion.prompt == prompt)
@@ -213,8 +217,8 @@ class PromptRegistry:
     def activate(self, caller: Caller, name: str, version: int) -> VersionView:
         check_name(name)
         check_version(version)
-        with db.atomic():
-            prompt = self._prompt(caller, name, for_update=True)
+        with self.store.transaction():
+            prompt = self._prompt(caller, name, lock=True)
             row = self._version(prompt, version)
             Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
         return _view(row, name, version)
@@ -236,10 +240,8 @@ class PromptRegistry:
         """Every version of the account: name ascending, then version descending."""
         size = check_page_size(page_size, self.max_page_size)
         scope = {"op": "ListPrompts", "account": caller.account_id}
-        # Names sort by code point on every backend: a PostgreSQL database
-        # with a linguistic collation (en_US...) would otherwise order
-        # "a_a" before "a-c" before "a0", unlike SQLite.
-        name_key = Prompt.name.collate('"C"') if is_postgres() else Prompt.name
+        # Names sort by code point on every backend, whatever its collation.
+        name_key = self.store.by_code_point(Prompt.name)
         query = (
             PromptVersion.select(PromptVersion, Prompt.name, Prompt.active_version)
             .join(Prompt)

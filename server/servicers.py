@@ -1,12 +1,13 @@
 """gRPC glue: request message -> domain call -> response message.
 
 Nothing here decides anything; authentication, connections and error
-mapping happen once, in interceptors.ServiceInterceptor.
+mapping happen once, in the interceptors. Unary methods are plain functions
+(ConnectionScope runs them on a worker thread); a method that reads a stream
+is async and hands each batch to a worker, so an idle stream holds no thread.
 """
 
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+import asyncio
+from collections.abc import AsyncIterator
 
 from google.protobuf import timestamp_pb2
 
@@ -17,6 +18,7 @@ from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
 from .registry import PromptRegistry, VersionView
+from .workers import Workers
 
 
 def _opt(message, field: str):
@@ -133,71 +135,56 @@ class _Summary:
 # arrived: a commit (an fsync on SQLite) per message of one record would bound
 # a stream to a few hundred records a second. A larger message is stored alone.
 GROUP_RECORDS = 500
+_END = object()
 
 
-class _ReadAhead:
-    """A request stream read on a thread of its own, so that the handler can
-    take every message that has already arrived at once, in order; an error
-    of the stream comes after the messages that preceded it."""
+async def _groups(messages: AsyncIterator, field: str, records: int, depth: int = 256) -> AsyncIterator[list]:
+    """Lists of messages, each the next one and those behind it that have
+    already arrived, while their `field`s add up to at most `records`. The
+    stream is read ahead by a task of its own while a group is stored; an
+    error of the stream comes after the messages that preceded it."""
+    queue: asyncio.Queue = asyncio.Queue(depth)  # bounded: a fast client waits for the database
 
-    _END = object()
-
-    def __init__(self, messages: Iterable, depth: int = 256):
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
-        threading.Thread(target=self._read, args=(messages,), name="stream-reader", daemon=True).start()
-
-    def _read(self, messages: Iterable) -> None:
+    async def read() -> None:
         try:
-            for message in messages:
-                if not self._put(message):
-                    return
-            self._put(self._END)
-        except BaseException as error:  # noqa: BLE001 - handed to the handler's thread
-            self._put(error)
+            async for message in messages:
+                await queue.put(message)
+            await queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the consumer, in order
+            await queue.put(error)
 
-    def _put(self, item) -> bool:
-        # Bounded, so a fast client waits for the database; polled, so that
-        # a handler that stopped early never leaves this thread blocked.
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def groups(self, field: str, records: int) -> Iterator[list]:
-        """Lists of messages, each the next one and those behind it that have
-        arrived, while their `field`s add up to at most `records`."""
-        try:
-            item = self._queue.get()
-            while item is not self._END:
-                if isinstance(item, BaseException):
-                    raise item
-                group, size = [item], len(getattr(item, field))
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        item = None
-                        break
-                    if isinstance(item, BaseException) or item is self._END:
-                        break
-                    size += len(getattr(item, field))
-                    if size > records:
-                        break
-                    group.append(item)
-                yield group
-                if item is None:
-                    item = self._queue.get()
-        finally:
-            self._stop.set()
+    reader = asyncio.ensure_future(read())
+    try:
+        item = await queue.get()
+        while item is not _END:
+            if isinstance(item, Exception):
+                raise item
+            group, size, item = [item], len(getattr(item, field)), None
+            while not queue.empty():
+                following = queue.get_nowait()
+                if following is _END or isinstance(following, Exception):
+                    item = following
+                    break
+                size += len(getattr(following, field))
+                if size > records:
+                    item = following
+                    break
+                group.append(following)
+            yield group
+            if item is None:
+                item = await queue.get()
+    finally:
+        reader.cancel()
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, analytics: Analytics, max_records_per_message: int, max_stream_errors: int):
+    def __init__(
+        self, analytics: Analytics, workers: Workers, max_records_per_message: int, max_stream_errors: int
+    ):
         self.analytics = analytics
+        self.workers = workers
         self.max_records = max_records_per_message
         self.max_errors = max_stream_errors
 
@@ -223,21 +210,22 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         # A repeated link changes nothing and is as good as recorded.
         return analytics_pb2.RecordUsageResponse(status=RECORDED)
 
-    def _ingest(
+    async def _ingest(
         self, request_iterator, kind: str, field: str, to_fields, record
     ) -> analytics_pb2.IngestSummary:
         """Messages stored in order, each in one transaction or with those that
-        arrived with it; bad records are rejected alone."""
+        arrived with it; bad records are rejected alone. A worker and a
+        connection are taken per group, never for the stream's whole life."""
         caller = current_caller()
         summary = _Summary(kind, self.max_errors)
         number = 0
-        for group in _ReadAhead(request_iterator).groups(field, GROUP_RECORDS):
+        async for group in _groups(request_iterator, field, GROUP_RECORDS):
             fields = []
             for message in group:
                 items = getattr(message, field)
                 if len(items) > self.max_records:
                     if fields:  # the messages before it are stored, as they would be alone
-                        summary.add(summary.message.received, record(caller, fields))
+                        summary.add(summary.message.received, await self.workers.run(record, caller, fields))
                     raise InvalidArgument(
                         f"stream message {number} has {len(items)} {field}; the limit is "
                         f"{self.max_records} per message (earlier messages were stored)",
@@ -247,17 +235,17 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 fields.extend(to_fields(i) for i in items)
                 number += 1
             if fields:
-                summary.add(summary.message.received, record(caller, fields))
+                summary.add(summary.message.received, await self.workers.run(record, caller, fields))
         return summary.message
 
-    def StreamTraceOutcomes(self, request_iterator, context):
-        summary = self._ingest(
+    async def StreamTraceOutcomes(self, request_iterator, context):
+        summary = await self._ingest(
             request_iterator, "outcome", "outcomes", _outcome_fields, self.analytics.record_outcomes
         )
         return analytics_pb2.StreamTraceOutcomesResponse(summary=summary)
 
-    def StreamUsage(self, request_iterator, context):
-        summary = self._ingest(
+    async def StreamUsage(self, request_iterator, context):
+        summary = await self._ingest(
             request_iterator, "usage", "records", _usage_fields, self.analytics.record_usage
         )
         return analytics_pb2.StreamUsageResponse(summary=summary)

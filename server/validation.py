@@ -58,3 +58,54 @@ def check_page_size(value: int, maximum: int = MAX_PAGE_SIZE) -> int:
             reason="INVALID_PAGE_SIZE",
         )
     return value
+
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+
+
+def canonical_trace_id(raw: str, field: str = "trace_id") -> str:
+    """A UUID or a 32-hex OpenTelemetry trace id, as 32 lower-case hex digits."""
+    value = raw.strip().lower()
+    if _UUID.fullmatch(value):
+        # Dashes only where a UUID has them: uuid.UUID() would take 32 hex
+        # digits with dashes anywhere ("----" + 32 hex, misplaced groups).
+        value = value.replace("-", "")
+    if not _HEX32.fullmatch(value) or value == "0" * 32:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise InvalidArgument(
+            f"{field} {shown!r} is neither a UUID nor a 32-hex-digit OpenTelemetry trace id "
+            "(all zeros is invalid)" if raw else f"{field} is required",
+            field=field,
+            reason="INVALID_TRACE_ID" if raw else "EMPTY_FIELD",
+        )
+    return value
+
+
+def check_span_id(value: str | None, field: str = "span_id") -> str:
+    """A span id (1-128 printable ASCII characters, no spaces at either end),
+    or "" for none."""
+    if value is not None and (len(value) > 128 or not _PRINTABLE.fullmatch(value)):
+        raise InvalidArgument(
+            f"{field} must be 1-128 printable ASCII characters, not starting or ending with a space",
+            field=field,
+            reason="INVALID_SPAN_ID",
+        )
+    return value or ""
+
+
+# Far past any real run (a trillion dollars; 31 years in ms), and low enough
+# that sums over billions of traces stay finite: an average is never inf.
+MAX_AMOUNT = 1e12
+
+
+def check_amount(value: float | None, field: str) -> float | None:
+    """A cost or a duration: finite, 0 to MAX_AMOUNT, or None."""
+    if value is not None and not (0 <= value <= MAX_AMOUNT):  # NaN fails every comparison
+        raise InvalidArgument(
+            f"{field} must be a finite number from 0 to {MAX_AMOUNT:g}, got {value}",
+            field=field,
+            reason="INVALID_NUMBER",
+        )
+    return value

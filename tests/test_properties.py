@@ -150,7 +150,7 @@ class Seeded:
     def make(cls, server) -> "Seeded":
         key = make_account("props")
         with storage.db.connection_context():
-            account_id = accounts.authenticate(f"Bearer {key}").account_id
+            account_id = accounts.authenticate(storage.store(), f"Bearer {key}").account_id
         seeded = cls(server, key, account_id)
         with PromptGaugeClient(server.target, key) as pg:
             pg.create_prompt_version("alpha", "Hello {name}, {greeting}!", description="first")

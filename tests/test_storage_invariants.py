@@ -156,7 +156,7 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint(server, client):
         assert len(ids) == 2
         checkpoints = _checkpoints(ids)
         assert all(cp.last_observation_id > 0 for cp in checkpoints.values())
-        analytics = Analytics()
+        analytics = Analytics(storage.store())
         for vid in ids:
             analytics.rebuild(vid)
         rebuilt = _checkpoints(ids)
@@ -211,7 +211,7 @@ def _count_statements(call) -> int:
 def _ingest_in_process(caller, name: str, traces: int) -> None:
     """`traces` traces, each linked to versions 1 and 2 and with an outcome:
     four observations per trace. Through the domain, 1000 records a batch."""
-    analytics = Analytics()
+    analytics = Analytics(storage.store())
     for start in range(0, traces, 500):
         ids = [uuid.uuid4().hex for _ in range(start, min(start + 500, traces))]
         with storage.db.connection_context():
@@ -252,7 +252,7 @@ def test_comparison_work_does_not_grow_with_history(server):
     small = FOLD_AT // 4  # 4 * small observations, half a fold per version: all tail
     _ingest_in_process(caller, "small", small)
     _ingest_in_process(caller, "large", 25_000)  # 100k observations
-    analytics = Analytics()
+    analytics = Analytics(storage.store())
     counts, reads, totals = {}, {}, {}
     with storage.db.connection_context():
         for name in ("small", "large"):

@@ -1,0 +1,1 @@
+"""One Store per database backend, behind backends.base.Store."""

@@ -1,0 +1,169 @@
+"""What the domain asks of the database: named operations, one implementation
+per backend (sqlite.py, postgres.py; what both run alike is written once in
+sql.py). The domain (registry, analytics) calls these and never asks which
+database it is on; peewee models (models.py) stay the one definition of the
+tables and columns.
+
+Every operation runs in the caller's connection and, where it says so, inside
+the caller's transaction (`Store.transaction()`).
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from ..models import Prompt, db
+from ..tally import Signals, Tally
+
+
+class TraceRow(NamedTuple):
+    """A trace of an account and its outcome, if recorded."""
+
+    id: int
+    trace_id: str
+    has_outcome: bool
+    success: bool | None
+    total_cost_usd: float | None
+    duration_ms: float | None
+
+
+class NewObservation(NamedTuple):
+    """An observation to append: `signals` joined `version_id` through `trace_pk`."""
+
+    version_id: object
+    trace_pk: int
+    signals: Signals
+
+
+class Usage(NamedTuple):
+    """A checked usage link: a trace (canonical id) used a prompt version."""
+
+    prompt_name: str
+    prompt_version: int
+    trace_id: str
+    span_id: str  # "" links the trace as a whole
+
+
+class ApiKeyRow(NamedTuple):
+    id: str
+    account_id: int
+    key_hash: str
+    revoke_time: datetime | None
+
+
+@dataclass
+class Checkpoint:
+    """A version's metrics folded up to observation `last_observation_id`."""
+
+    last_observation_id: int
+    tally: Tally
+    sketch: bytes | None
+
+
+@dataclass(frozen=True)
+class ComparedVersion:
+    """A version of a prompt being compared, with its checkpoint as read."""
+
+    id: object
+    version: int
+    template_text: str
+    checkpoint: Checkpoint | None
+
+
+class Store(ABC):
+    """The operations of one backend on the database bound to models.db."""
+
+    def transaction(self):
+        """A transaction around what must be all-or-nothing (nests as a savepoint)."""
+        return db.atomic()
+
+    # -- schema and accounts -------------------------------------------------
+
+    @abstractmethod
+    def lock_schema(self) -> None:
+        """Inside the start-up transaction: replicas starting together queue here."""
+
+    @abstractmethod
+    def api_key(self, key_hash: str) -> ApiKeyRow | None:
+        """The API key with this SHA-256 hash, revoked or not."""
+
+    # -- prompts ----------------------------------------------------------------
+
+    @abstractmethod
+    def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
+        """A prompt of an account, its row held until the transaction ends, so
+        that writers of one prompt queue and never read a stale highest version."""
+
+    @abstractmethod
+    def by_code_point(self, field):
+        """`field` as an ordering by Unicode code point, whatever the
+        database's collation (SQLite's default already is)."""
+
+    # -- ingestion --------------------------------------------------------------
+
+    @abstractmethod
+    def store_usage(
+        self, account_id: int, usages: Sequence[Usage], now: datetime, fold_at: int
+    ) -> tuple[list[bool | None], set]:
+        """Store usage links, all or nothing: the trace rows (created if new),
+        the links, and an observation per newly joined (version, trace), plus
+        the outcome's if the trace has one. Returns, per usage, None if its
+        version does not exist, else whether its link is new; and the versions
+        whose tail may have reached `fold_at`."""
+
+    @abstractmethod
+    def lock_traces(self, account_id: int, trace_ids: Sequence[str]) -> tuple[dict[str, TraceRow], set[str]]:
+        """In the caller's transaction: the rows of these traces, created if
+        new and held until it ends, taken in trace_id order (the one lock order
+        of every writer); and the ids of those created, where the backend
+        knows (a new trace has no links to look up)."""
+
+    @abstractmethod
+    def set_outcomes(self, outcomes: Sequence[tuple[int, Signals]], now: datetime) -> None:
+        """Record (trace pk, signals) outcomes on their locked trace rows."""
+
+    @abstractmethod
+    def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int]]:
+        """Each distinct (version id, trace pk) linked, for these traces."""
+
+    @abstractmethod
+    def append_observations(self, rows: Sequence[NewObservation], fold_at: int) -> set:
+        """In the caller's transaction: append observations, holding their
+        versions' checkpoints against a fold while their ids are drawn; return
+        the versions whose tail may have reached `fold_at`."""
+
+    # -- checkpoints and comparisons ------------------------------------------
+
+    @abstractmethod
+    def tail_size(self, version_id, limit: int) -> int:
+        """Observations after a version's checkpoint, counting at most `limit`."""
+
+    @abstractmethod
+    def lock_checkpoint(self, version_id) -> Checkpoint | None:
+        """In the caller's transaction: a version's checkpoint, held against
+        other folds until it ends."""
+
+    @abstractmethod
+    def tail(self, version_id, after: int, limit: int) -> list[tuple[int, Signals]]:
+        """(id, signals) of a version's observations after id `after`, in id
+        order, at most `limit`."""
+
+    @abstractmethod
+    def advance_checkpoint(self, version_id, was: int, checkpoint: Checkpoint) -> bool:
+        """Store `checkpoint` if the stored one still ends at `was`; whether it did."""
+
+    @abstractmethod
+    def reset_checkpoint(self, version_id) -> None:
+        """Empty a version's checkpoint, to fold it again from the observations."""
+
+    @abstractmethod
+    def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
+        """A prompt's versions by version, each with its checkpoint; None if
+        there is no such prompt."""
+
+    @abstractmethod
+    def tails(self, after: Sequence[tuple[object, int]]) -> list[tuple[object, Signals]]:
+        """(version id, signals) of the observations after each (version id,
+        last folded id), in id order."""

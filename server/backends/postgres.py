@@ -1,0 +1,248 @@
+"""PostgreSQL: many writers, row locks, one round trip where it counts.
+
+Lock order, the same for every writer, so that none deadlocks another:
+1. trace rows, in trace_id order (one sorted upsert locks old and new alike);
+2. then checkpoints, FOR SHARE, in version order (a fold takes one FOR UPDATE).
+A version's observation ids are drawn only while its checkpoint is held FOR
+SHARE, so a fold, which takes it FOR UPDATE, never passes over an id that is
+not committed yet.
+
+On PostgreSQL every statement is a round trip (~0.1 ms idle, ~0.25 ms beside
+a busy gRPC server on the same cores), so a usage batch is three prepared
+statements sent as one query string: PostgreSQL runs the statements of one
+simple query in order, as one transaction (protocol docs, "Multiple
+Statements in a Simple Query"), so the lock order above holds by
+construction, in one round trip.
+"""
+
+import re
+import select
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+
+from peewee import Database
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase
+
+from ..models import Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
+from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
+from .base import Checkpoint, TraceRow, Usage
+from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, table
+
+SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+
+
+class _PooledPostgres(PooledPostgresqlDatabase):
+    """Peewee's PostgreSQL pool, checking a pooled connection without a round trip.
+
+    Peewee runs `SELECT 1` on every connection it hands out: one more round
+    trip for every RPC (a tenth of a unary call's time). An idle connection
+    has nothing to read, so a readable socket means the server closed it or
+    sent its termination notice (a restart, a terminated backend): that
+    connection is dropped. One that died with no word (a cut network) fails
+    its first statement instead; the call is UNAVAILABLE and
+    storage.connection() drops it."""
+
+    def _is_closed(self, conn) -> bool:
+        if conn.closed or conn.get_transaction_status() != self._adapter.txn_idle:
+            return super()._is_closed(conn)  # closed, or rolled back if it can be
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable)
+
+
+def open_database(url: str, max_connections: int, timeout: float) -> Database:
+    connect_args = parse(url)
+    # The statements we prepare plan well for any batch size, so always their
+    # generic plan: left to choose, PostgreSQL judges by the first five calls'
+    # sizes and may re-plan every call (~0.5 ms, as long as running a unary
+    # call's statements).
+    connect_args["options"] = " ".join(
+        filter(None, [connect_args.get("options"), "-c plan_cache_mode=force_generic_plan"])
+    )
+    return _PooledPostgres(
+        **connect_args, max_connections=max_connections, timeout=timeout,
+        stale_timeout=300, connect_timeout=max(1, round(timeout)),
+    )
+
+
+# The names of the statements prepared on each connection (a prepared
+# statement lives as long as its connection, which the pool reuses).
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _numbered(sql: str) -> str:
+    """psycopg2's %s placeholders as PREPARE's $1, $2, ..."""
+    number = iter(range(1, sql.count("%s") + 1))
+    return re.sub("%s", lambda _: f"${next(number)}", sql)
+
+
+def _link_key(version, trace, span) -> str:
+    return f"concat_ws(' ', {version}, {trace}, {span})"
+
+
+# What resolves a usage's (name, version) to a version of the account; $1 is
+# the account, `i` the input rows.
+def _resolve(i: str) -> str:
+    p, v = Prompt, PromptVersion
+    return (f"JOIN {table(p)} AS p ON p.{c(p.account)} = $1 AND p.{c(p.name)} = {i}.name "
+            f"JOIN {table(v)} AS v ON v.{c(v.prompt)} = p.{c(p.id)} AND v.{c(v.version)} = {i}.version")
+
+
+def _usage_statements() -> dict[str, str]:
+    """The three statements of a usage batch, by name, with $n parameters:
+    $1 account, $2 names, $3 versions, $4 trace ids, $5 span ids, $6 now,
+    $7 fold_at."""
+    t, link, o, cp, v = Trace, UsageLink, Observation, VersionCheckpoint, PromptVersion
+    upsert = (
+        # DO UPDATE, not DO NOTHING: it locks an existing row too, in the same
+        # sorted pass that creates the new ones (inserting first and locking
+        # the rest after could deadlock two writers on each other's new rows).
+        f"INSERT INTO {table(t)} ({cols((t.account, t.trace_id, t.has_outcome))}) "
+        f"SELECT DISTINCT $1::integer, i.trace_id COLLATE \"C\", FALSE "
+        f"FROM unnest($2::text[], $3::integer[], $4::text[]) AS i (name, version, trace_id) {_resolve('i')} "
+        f"ORDER BY 2 ON CONFLICT ({cols((t.account, t.trace_id))}) DO UPDATE SET "
+        f"{c(t.has_outcome)} = {table(t)}.{c(t.has_outcome)}"
+    )
+    share = (
+        f"SELECT k.{c(cp.version)} FROM {table(cp)} AS k WHERE k.{c(cp.version)} IN ("
+        f"SELECT v.{c(v.id)} FROM unnest($2::text[], $3::integer[]) AS i (name, version) {_resolve('i')}) "
+        f"ORDER BY k.{c(cp.version)} FOR SHARE OF k"
+    )
+    signals = ", ".join(f"CASE WHEN k.kind = {OBSERVATION_OUTCOME} THEN r.{c(f)} END"
+                        for f in (t.success, t.total_cost_usd, t.duration_ms))
+    store = f"""
+WITH input (name, version, trace_id, span_id, n) AS (
+    SELECT * FROM unnest($2::text[], $3::integer[], $4::text[], $5::text[]) WITH ORDINALITY
+), resolved AS MATERIALIZED (
+    SELECT i.n, i.span_id, v.{c(v.id)} AS version_id, t.{c(t.id)} AS trace_pk, t.{c(t.has_outcome)},
+           t.{c(t.success)}, t.{c(t.total_cost_usd)}, t.{c(t.duration_ms)}
+    FROM input AS i {_resolve('i')}
+    JOIN {table(t)} AS t ON t.{c(t.account)} = $1 AND t.{c(t.trace_id)} = i.trace_id
+), l AS (
+    INSERT INTO {table(link)} ({cols((link.version, link.trace, link.span_id, link.create_time))})
+    SELECT version_id, trace_pk, span_id, $6 FROM resolved
+    ON CONFLICT DO NOTHING
+    RETURNING {cols((link.version, link.trace, link.span_id))}
+), o AS (
+    -- The unique (version, trace, kind) key counts a trace once per version.
+    INSERT INTO {table(o)} ({cols(OBSERVATION_COLUMNS)})
+    SELECT r.version_id, r.trace_pk, k.kind, {signals}
+    FROM (SELECT DISTINCT ON (version_id, trace_pk) * FROM resolved) AS r
+    CROSS JOIN (VALUES ({OBSERVATION_LINKED}::smallint), ({OBSERVATION_OUTCOME}::smallint)) AS k (kind)
+    WHERE k.kind = {OBSERVATION_LINKED} OR r.{c(t.has_outcome)}
+    ORDER BY r.trace_pk, r.version_id, k.kind
+    ON CONFLICT DO NOTHING
+    RETURNING {c(o.id)}, {c(o.version)}
+), new_links (keys) AS MATERIALIZED (
+    -- A map, not a join of two CTEs: the planner takes a CTE for a row or
+    -- ten and would nested-loop them, n² steps for a 500-record batch.
+    SELECT COALESCE(jsonb_object_agg({_link_key(c(link.version), c(link.trace), c(link.span_id))}, TRUE),
+                    '{{}}')
+    FROM l
+)
+SELECT r.n, new_links.keys ? {_link_key('r.version_id', 'r.trace_pk', 'r.span_id')}, NULL
+FROM resolved AS r CROSS JOIN new_links
+UNION ALL
+SELECT NULL, NULL, o.{c(o.version)} FROM o JOIN {table(cp)} AS k ON k.{c(cp.version)} = o.{c(o.version)}
+GROUP BY o.{c(o.version)}, k.{c(cp.last_observation_id)}
+HAVING max(o.{c(o.id)}) - k.{c(cp.last_observation_id)} >= $7
+"""
+    return {
+        "promptgauge_usage_lock_traces": upsert,
+        "promptgauge_usage_share_checkpoints": share,
+        "promptgauge_usage_store": store,
+    }
+
+
+_USAGE = _usage_statements()
+_USAGE_PARAMS = {  # how many of the batch's parameters ($1..$n) each statement takes
+    "promptgauge_usage_lock_traces": 4,
+    "promptgauge_usage_share_checkpoints": 3,
+    "promptgauge_usage_store": 7,
+}
+
+
+class PostgresStore(SqlStore):
+    param = "%s"
+    share_lock = "FOR SHARE"
+
+    def _prepare(self, name: str, sql: str) -> None:
+        """PREPARE `sql` ($n placeholders) once per pooled connection: planning
+        the usage statement took as long as running it (~0.5 ms)."""
+        names = _prepared.setdefault(db.connection(), set())
+        if name not in names:
+            self.execute(f"PREPARE {name} AS {sql}")
+            names.add(name)
+
+    def execute_prepared(self, name: str, sql: str, params: Sequence):
+        self._prepare(name, _numbered(sql))
+        return self.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+
+    def lock_schema(self) -> None:
+        # Replicas starting together must not race on CREATE TABLE.
+        self.execute("SELECT pg_advisory_xact_lock(7310101)")
+
+    def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
+        return (Prompt.select().where((Prompt.account == account_id) & (Prompt.name == name))
+                .for_update().first())
+
+    def by_code_point(self, field):
+        # A database with a linguistic collation (en_US...) would order "a_a"
+        # before "a-c" before "a0", unlike SQLite.
+        return field.collate('"C"')
+
+    # -- ingestion ------------------------------------------------------------
+
+    def store_usage(
+        self, account_id: int, usages: Sequence[Usage], now: datetime, fold_at: int
+    ) -> tuple[list[bool | None], set]:
+        for name, sql in _USAGE.items():
+            self._prepare(name, sql)
+        values = [
+            account_id,
+            [u.prompt_name for u in usages], [u.prompt_version for u in usages],
+            [u.trace_id for u in usages], [u.span_id for u in usages],
+            UsageLink.create_time.db_value(now), fold_at,
+        ]
+        batch = "; ".join(f"EXECUTE {name} ({', '.join(['%s'] * n)})" for name, n in _USAGE_PARAMS.items())
+        params = flat(values[:n] for n in _USAGE_PARAMS.values())
+        linked: list[bool | None] = [None] * len(usages)
+        due = set()
+        # One round trip: psycopg2 hands back the last statement's rows.
+        for n, new, version_id in self.execute(batch, params):
+            if n is None:
+                due.add(version_id)
+            else:
+                linked[n - 1] = new
+        return linked, due
+
+    def lock_traces(self, account_id: int, trace_ids: Sequence[str]) -> tuple[dict[str, TraceRow], set[str]]:
+        t = Trace
+        sql = (
+            f"INSERT INTO {table(t)} ({cols((t.account, t.trace_id, t.has_outcome))}) "
+            f"SELECT %s::integer, trace_id COLLATE \"C\", FALSE FROM unnest(%s::text[]) AS s (trace_id) "
+            f"ORDER BY 2 ON CONFLICT ({cols((t.account, t.trace_id))}) DO UPDATE SET "
+            f"{c(t.has_outcome)} = {table(t)}.{c(t.has_outcome)} RETURNING {cols(TRACE_COLUMNS)}"
+        )
+        rows = self.execute_prepared("promptgauge_lock_traces", sql, [account_id, sorted(set(trace_ids))])
+        # The upsert does not tell new rows from old: none is said to be new.
+        return {row[1]: TraceRow(*row) for row in rows}, set()
+
+    def set_outcomes(self, outcomes: Sequence[tuple[int, Signals]], now: datetime) -> None:
+        t = Trace
+        rows = [(pk, s.success, s.total_cost_usd, s.duration_ms) for pk, s in outcomes]
+        # psycopg2's executemany is a round trip per row: one UPDATE ... FROM VALUES instead.
+        for chunk in chunks(rows):
+            values = ", ".join(["(%s::bigint, %s::boolean, %s::double precision, %s::double precision)"]
+                               * len(chunk))
+            sql = (f"UPDATE {table(t)} AS t SET {c(t.has_outcome)} = TRUE, {c(t.success)} = v.success, "
+                   f"{c(t.total_cost_usd)} = v.cost, {c(t.duration_ms)} = v.duration, "
+                   f"{c(t.outcome_time)} = %s "
+                   f"FROM (VALUES {values}) AS v (id, success, cost, duration) WHERE t.{c(t.id)} = v.id")
+            self.execute(sql, [now, *flat(chunk)])
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def lock_checkpoint(self, version_id) -> Checkpoint | None:
+        return self.read_checkpoint(version_id, "FOR UPDATE")

@@ -1,0 +1,35 @@
+"""The worker threads that run blocking work (the database) for RPCs.
+
+The event loop serves every call; what blocks runs here, one unit of work at
+a time (a unary call, or one batch of a stream), each inside one pooled
+connection. So the number of threads and of connections bounds the work in
+progress, not the number of calls open: an idle stream holds neither.
+"""
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from . import storage
+
+
+def _in_connection(function: Callable, *args):
+    with storage.connection():
+        return function(*args)
+
+
+class Workers:
+    def __init__(self, threads: int):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
+
+    async def run(self, function: Callable, *args):
+        """`function(*args)` on a worker thread, in a pooled connection and in
+        the caller's context (contextvars: the RPC's caller, its call record)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, context.run, _in_connection, function, *args
+        )
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
