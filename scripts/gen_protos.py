@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 
 
-def protoc(*outputs: str) -> None:
-    """Run the pinned protoc over every proto, with the given output flags."""
+def protoc_arguments(*outputs: str) -> list[str]:
+    """protoc's arguments after its name: the include paths, the output flags, every proto.
+
+    The well-known protos are grpcio-tools' own, so another protoc given these
+    (tests/test_proto_options.py runs one that has the Java generator) reads
+    exactly the same sources.
+    """
     from grpc_tools import protoc as grpc_protoc
 
     try:
@@ -25,8 +30,14 @@ def protoc(*outputs: str) -> None:
     except (ImportError, TypeError):
         well_known = str(Path(grpc_protoc.__file__).parent / "_proto")
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
-    args = ["protoc", f"-I{PROTOS}", f"-I{well_known}", *outputs, *sources]
-    if grpc_protoc.main(args) != 0:
+    return [f"-I{PROTOS}", f"-I{well_known}", *outputs, *sources]
+
+
+def protoc(*outputs: str) -> None:
+    """Run the pinned protoc over every proto, with the given output flags."""
+    from grpc_tools import protoc as grpc_protoc
+
+    if grpc_protoc.main(["protoc", *protoc_arguments(*outputs)]) != 0:
         raise SystemExit("protoc failed")
 
 

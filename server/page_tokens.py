@@ -20,10 +20,14 @@ def _sign(key: bytes, body: bytes) -> str:
     return base64.urlsafe_b64encode(hmac.new(key, body, hashlib.sha256).digest()[:16]).decode()
 
 
+def _payload(body: bytes) -> str:
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
 def encode(key: bytes, scope: dict, cursor: list) -> str:
     """A token for the page after `cursor`, valid only for `scope`."""
     body = json.dumps({"s": scope, "c": cursor}, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _sign(key, body)
+    return _payload(body) + "." + _sign(key, body)
 
 
 def decode(key: bytes, token: str, scope: dict) -> list:
@@ -41,9 +45,20 @@ def decode(key: bytes, token: str, scope: dict) -> list:
         body = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     except (binascii.Error, ValueError):
         raise invalid from None
+    # base64 decoding skips characters outside its alphabet, takes the other
+    # alphabet's + and /, and ignores a last digit's unused bits, so many
+    # strings decode to the same body: only the one encode() writes is taken.
+    if payload != _payload(body):
+        raise invalid
     if not hmac.compare_digest(signature.encode(), _sign(key, body).encode()):
         raise invalid
-    data = json.loads(body)
-    if data.get("s") != scope:
+    # The signature proves the body is ours; its shape is checked anyway, so
+    # that a token of another format under the same key is INVALID_ARGUMENT,
+    # not an internal error.
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise invalid from None
+    if not isinstance(data, dict) or data.get("s") != scope or not isinstance(data.get("c"), list):
         raise invalid
     return data["c"]

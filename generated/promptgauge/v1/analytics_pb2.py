@@ -24,13 +24,16 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epromptgauge/v1/analytics.proto\x12\x0epromptgauge.v1\"\x9c\x01\n\x0cTraceOutcome\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x14\n\x07success\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0etotal_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0b\x64uration_ms\x18\x04 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_successB\x11\n\x0f_total_cost_usdB\x0e\n\x0c_duration_ms\"n\n\x0bUsageRecord\x12\x13\n\x0bprompt_name\x18\x01 \x01(\t\x12\x16\n\x0eprompt_version\x18\x02 \x01(\x05\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x14\n\x07span_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_span_id\"\x86\x01\n\rIngestSummary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08recorded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x10\n\x08rejected\x18\x04 \x01(\x03\x12+\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x1b.promptgauge.v1.RecordError\";\n\x0bRecordError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x86\x02\n\x0eVersionMetrics\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x15\n\rtemplate_text\x18\x02 \x01(\t\x12\x14\n\x0ctotal_traces\x18\x03 \x01(\x03\x12\x19\n\x0csuccess_rate\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x61vg_cost_usd\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61vg_latency_ms\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0ep95_latency_ms\x18\x07 \x01(\x01H\x03\x88\x01\x01\x42\x0f\n\r_success_rateB\x0f\n\r_avg_cost_usdB\x11\n\x0f_avg_latency_msB\x11\n\x0f_p95_latency_ms\"J\n\x19RecordTraceOutcomeRequest\x12-\n\x07outcome\x18\x01 \x01(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\",\n\x1aRecordTraceOutcomeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"L\n\x1aStreamTraceOutcomesRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\"M\n\x1bStreamTraceOutcomesResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"@\n\x12RecordUsageRequest\x12*\n\x05usage\x18\x01 \x01(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"%\n\x13RecordUsageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"B\n\x12StreamUsageRequest\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"E\n\x13StreamUsageResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\",\n\x1c\x43omparePromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"_\n\x1d\x43omparePromptVersionsResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x08versions\x18\x02 \x03(\x0b\x32\x1e.promptgauge.v1.VersionMetrics2\x99\x04\n\x10\x41nalyticsService\x12k\n\x12RecordTraceOutcome\x12).promptgauge.v1.RecordTraceOutcomeRequest\x1a*.promptgauge.v1.RecordTraceOutcomeResponse\x12p\n\x13StreamTraceOutcomes\x12*.promptgauge.v1.StreamTraceOutcomesRequest\x1a+.promptgauge.v1.StreamTraceOutcomesResponse(\x01\x12V\n\x0bRecordUsage\x12\".promptgauge.v1.RecordUsageRequest\x1a#.promptgauge.v1.RecordUsageResponse\x12X\n\x0bStreamUsage\x12\".promptgauge.v1.StreamUsageRequest\x1a#.promptgauge.v1.StreamUsageResponse(\x01\x12t\n\x15\x43omparePromptVersions\x12,.promptgauge.v1.ComparePromptVersionsRequest\x1a-.promptgauge.v1.ComparePromptVersionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epromptgauge/v1/analytics.proto\x12\x0epromptgauge.v1\"\x9c\x01\n\x0cTraceOutcome\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x14\n\x07success\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0etotal_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0b\x64uration_ms\x18\x04 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_successB\x11\n\x0f_total_cost_usdB\x0e\n\x0c_duration_ms\"n\n\x0bUsageRecord\x12\x13\n\x0bprompt_name\x18\x01 \x01(\t\x12\x16\n\x0eprompt_version\x18\x02 \x01(\x05\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x14\n\x07span_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_span_id\"\x86\x01\n\rIngestSummary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08recorded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x10\n\x08rejected\x18\x04 \x01(\x03\x12+\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x1b.promptgauge.v1.RecordError\"K\n\x0bRecordError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x86\x02\n\x0eVersionMetrics\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x15\n\rtemplate_text\x18\x02 \x01(\t\x12\x14\n\x0ctotal_traces\x18\x03 \x01(\x03\x12\x19\n\x0csuccess_rate\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x61vg_cost_usd\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61vg_latency_ms\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0ep95_latency_ms\x18\x07 \x01(\x01H\x03\x88\x01\x01\x42\x0f\n\r_success_rateB\x0f\n\r_avg_cost_usdB\x11\n\x0f_avg_latency_msB\x11\n\x0f_p95_latency_ms\"J\n\x19RecordTraceOutcomeRequest\x12-\n\x07outcome\x18\x01 \x01(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\",\n\x1aRecordTraceOutcomeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"L\n\x1aStreamTraceOutcomesRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\"M\n\x1bStreamTraceOutcomesResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"@\n\x12RecordUsageRequest\x12*\n\x05usage\x18\x01 \x01(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"%\n\x13RecordUsageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"B\n\x12StreamUsageRequest\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"E\n\x13StreamUsageResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"Z\n\x1c\x43omparePromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04view\x18\x02 \x01(\x0e\x32\x1e.promptgauge.v1.ComparisonView\"z\n\x1d\x43omparePromptVersionsResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x08versions\x18\x02 \x03(\x0b\x32\x1e.promptgauge.v1.VersionMetrics\x12\x19\n\x11templates_omitted\x18\x03 \x01(\x08*f\n\x0e\x43omparisonView\x12\x1f\n\x1b\x43OMPARISON_VIEW_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43OMPARISON_VIEW_BASIC\x10\x01\x12\x18\n\x14\x43OMPARISON_VIEW_FULL\x10\x02\x32\x99\x04\n\x10\x41nalyticsService\x12k\n\x12RecordTraceOutcome\x12).promptgauge.v1.RecordTraceOutcomeRequest\x1a*.promptgauge.v1.RecordTraceOutcomeResponse\x12p\n\x13StreamTraceOutcomes\x12*.promptgauge.v1.StreamTraceOutcomesRequest\x1a+.promptgauge.v1.StreamTraceOutcomesResponse(\x01\x12V\n\x0bRecordUsage\x12\".promptgauge.v1.RecordUsageRequest\x1a#.promptgauge.v1.RecordUsageResponse\x12X\n\x0bStreamUsage\x12\".promptgauge.v1.StreamUsageRequest\x1a#.promptgauge.v1.StreamUsageResponse(\x01\x12t\n\x15\x43omparePromptVersions\x12,.promptgauge.v1.ComparePromptVersionsRequest\x1a-.promptgauge.v1.ComparePromptVersionsResponseB\x7f\n\x12\x63om.promptgauge.v1B\x0e\x41nalyticsProtoP\x01ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\xaa\x02\x0ePromptgauge.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'promptgauge.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022com.promptgauge.v1B\016AnalyticsProtoP\001ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\252\002\016Promptgauge.V1'
+  _globals['_COMPARISONVIEW']._serialized_start=1539
+  _globals['_COMPARISONVIEW']._serialized_end=1641
   _globals['_TRACEOUTCOME']._serialized_start=51
   _globals['_TRACEOUTCOME']._serialized_end=207
   _globals['_USAGERECORD']._serialized_start=209
@@ -38,29 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTSUMMARY']._serialized_start=322
   _globals['_INGESTSUMMARY']._serialized_end=456
   _globals['_RECORDERROR']._serialized_start=458
-  _globals['_RECORDERROR']._serialized_end=517
-  _globals['_VERSIONMETRICS']._serialized_start=520
-  _globals['_VERSIONMETRICS']._serialized_end=782
-  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_start=784
-  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_end=858
-  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_start=860
-  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_end=904
-  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_start=906
-  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_end=982
-  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_start=984
-  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_end=1061
-  _globals['_RECORDUSAGEREQUEST']._serialized_start=1063
-  _globals['_RECORDUSAGEREQUEST']._serialized_end=1127
-  _globals['_RECORDUSAGERESPONSE']._serialized_start=1129
-  _globals['_RECORDUSAGERESPONSE']._serialized_end=1166
-  _globals['_STREAMUSAGEREQUEST']._serialized_start=1168
-  _globals['_STREAMUSAGEREQUEST']._serialized_end=1234
-  _globals['_STREAMUSAGERESPONSE']._serialized_start=1236
-  _globals['_STREAMUSAGERESPONSE']._serialized_end=1305
-  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_start=1307
-  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_end=1351
-  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_start=1353
-  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_end=1448
-  _globals['_ANALYTICSSERVICE']._serialized_start=1451
-  _globals['_ANALYTICSSERVICE']._serialized_end=1988
+  _globals['_RECORDERROR']._serialized_end=533
+  _globals['_VERSIONMETRICS']._serialized_start=536
+  _globals['_VERSIONMETRICS']._serialized_end=798
+  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_start=800
+  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_end=874
+  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_start=876
+  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_end=920
+  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_start=922
+  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_end=998
+  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_start=1000
+  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_end=1077
+  _globals['_RECORDUSAGEREQUEST']._serialized_start=1079
+  _globals['_RECORDUSAGEREQUEST']._serialized_end=1143
+  _globals['_RECORDUSAGERESPONSE']._serialized_start=1145
+  _globals['_RECORDUSAGERESPONSE']._serialized_end=1182
+  _globals['_STREAMUSAGEREQUEST']._serialized_start=1184
+  _globals['_STREAMUSAGEREQUEST']._serialized_end=1250
+  _globals['_STREAMUSAGERESPONSE']._serialized_start=1252
+  _globals['_STREAMUSAGERESPONSE']._serialized_end=1321
+  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_start=1323
+  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_end=1413
+  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_start=1415
+  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_end=1537
+  _globals['_ANALYTICSSERVICE']._serialized_start=1644
+  _globals['_ANALYTICSSERVICE']._serialized_end=2181
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ComparisonView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPARISON_VIEW_UNSPECIFIED: _ClassVar[ComparisonView]
+    COMPARISON_VIEW_BASIC: _ClassVar[ComparisonView]
+    COMPARISON_VIEW_FULL: _ClassVar[ComparisonView]
+COMPARISON_VIEW_UNSPECIFIED: ComparisonView
+COMPARISON_VIEW_BASIC: ComparisonView
+COMPARISON_VIEW_FULL: ComparisonView
 
 class TraceOutcome(_message.Message):
     __slots__ = ("trace_id", "success", "total_cost_usd", "duration_ms")
@@ -45,14 +55,16 @@ class IngestSummary(_message.Message):
     def __init__(self, received: _Optional[int] = ..., recorded: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...) -> None: ...
 
 class RecordError(_message.Message):
-    __slots__ = ("index", "code", "message")
+    __slots__ = ("index", "code", "message", "reason")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     index: int
     code: int
     message: str
-    def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class VersionMetrics(_message.Message):
     __slots__ = ("version", "template_text", "total_traces", "success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")
@@ -121,15 +133,19 @@ class StreamUsageResponse(_message.Message):
     def __init__(self, summary: _Optional[_Union[IngestSummary, _Mapping]] = ...) -> None: ...
 
 class ComparePromptVersionsRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "view")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    view: ComparisonView
+    def __init__(self, name: _Optional[str] = ..., view: _Optional[_Union[ComparisonView, str]] = ...) -> None: ...
 
 class ComparePromptVersionsResponse(_message.Message):
-    __slots__ = ("name", "versions")
+    __slots__ = ("name", "versions", "templates_omitted")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_OMITTED_FIELD_NUMBER: _ClassVar[int]
     name: str
     versions: _containers.RepeatedCompositeFieldContainer[VersionMetrics]
-    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[VersionMetrics, _Mapping]]] = ...) -> None: ...
+    templates_omitted: bool
+    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[VersionMetrics, _Mapping]]] = ..., templates_omitted: _Optional[bool] = ...) -> None: ...

@@ -143,7 +143,8 @@ class AnalyticsServiceServicer:
 
     def ComparePromptVersions(self, request, context):
         """Compares the versions of a prompt: traces, success rate, cost in USD,
-        mean and p95 latency in milliseconds.
+        mean and p95 latency in milliseconds. `view` says whether each version's
+        template comes along.
 
         Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name);
         NOT_FOUND (no prompt of that name); UNAVAILABLE (the database is
