@@ -14,7 +14,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
@@ -23,6 +22,7 @@ from .analytics import Analytics
 from .health import DatabaseHealth
 from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, Observe
 from .observability import serve_metrics
+from .reflection import enable_reflection
 from .registry import PromptRegistry
 from .servicers import AnalyticsServicer, PromptServicer
 from .settings import Settings
@@ -173,7 +173,8 @@ def start_server(settings: Settings) -> RunningServer:
             settings, credentials, interceptors, [
                 (prompts_pb2_grpc.add_PromptServiceServicer_to_server, PromptServicer(registry)),
                 (analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server, AnalyticsServicer(
-                    analytics, workers, settings.max_records_per_message, settings.max_stream_errors
+                    analytics, workers, settings.max_records_per_message, settings.max_stream_errors,
+                    settings.max_message_bytes,
                 )),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
@@ -215,8 +216,7 @@ async def _serve(settings: Settings, credentials, interceptors, servicers) -> tu
     )
     for add, servicer in servicers:
         add(servicer, server)
-    names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
+    enable_reflection(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     try:
         if credentials is None:
             port = server.add_insecure_port(settings.listen)

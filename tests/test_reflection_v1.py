@@ -189,3 +189,16 @@ def test_an_unknown_symbol_is_a_not_found_answer_on_the_open_stream(target):
     assert missing.original_request.file_containing_symbol == "promptgauge.v1.NoSuchService"
     assert PROMPTS in {s.name for s in listed.list_services_response.service}
 
+
+
+@pytest.mark.parametrize("service", [V1, V1ALPHA])
+def test_the_promptgauge_server_serves_both_reflection_versions_without_a_key(server, service):
+    (listed, described) = _ask(
+        server.target, service,
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="promptgauge.v1.AnalyticsService"),
+    )
+    names = {s.name for s in listed.list_services_response.service}
+    assert names == {PROMPTS, "promptgauge.v1.AnalyticsService", "grpc.health.v1.Health", V1, V1ALPHA}
+    pool = _pool(_files(described))
+    assert pool.FindServiceByName("promptgauge.v1.AnalyticsService").methods_by_name["StreamUsage"]
