@@ -295,9 +295,12 @@ class PromptGaugeClient:
             idempotent=retry,
         ).summary
 
-    def compare_prompt_versions(self, name: str) -> analytics_pb2.ComparePromptVersionsResponse:
-        """Per-version traces, success rate, cost and latency, by version ascending."""
-        request = analytics_pb2.ComparePromptVersionsRequest(name=name)
+    def compare_prompt_versions(
+        self, name: str, view: int = analytics_pb2.COMPARISON_VIEW_FULL
+    ) -> analytics_pb2.ComparePromptVersionsResponse:
+        """Per-version traces, success rate, cost and latency, by version
+        ascending; `view` COMPARISON_VIEW_BASIC leaves the templates out."""
+        request = analytics_pb2.ComparePromptVersionsRequest(name=name, view=view)
         return self._call(self.analytics.ComparePromptVersions, request)
 
     def recorder(self, **kwargs) -> "Recorder":

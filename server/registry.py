@@ -25,6 +25,11 @@ MAX_DESCRIPTION_CHARS = 4096
 # framing and the version number.
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _RESPONSE_FRAMING_BYTES = 16
+# A page of versions must fit in a response message: what a page token and
+# the framing may take, and an upper bound of what protobuf adds to each
+# field of a version (a tag and a length, or a small number).
+_PAGE_FRAMING_BYTES = 2048
+_FIELD_BYTES = 16
 # A create that keeps losing races (only possible under heavy contention on
 # one name) gives up with UNAVAILABLE rather than spin.
 _CREATE_ATTEMPTS = 8
@@ -42,6 +47,12 @@ class VersionView:
     created_by: str
     create_time: datetime
     variables: list[str]
+
+
+def encoded_size(view: VersionView) -> int:
+    """At least the bytes of `view` as a PromptVersion in a response message."""
+    texts = (view.id, view.name, view.template_text, view.description, view.created_by, *view.variables)
+    return sum(len(t.encode()) for t in texts) + _FIELD_BYTES * (12 + len(view.variables))
 
 
 def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionView:
@@ -73,6 +84,7 @@ class PromptRegistry:
         self.max_template_bytes = max_template_bytes
         self.max_page_size = max_page_size
         self.max_rendered_bytes = max_message_bytes - _RESPONSE_FRAMING_BYTES
+        self.max_page_bytes = max_message_bytes - _PAGE_FRAMING_BYTES
         self._page_token_key: bytes | None = None
 
     @property
@@ -256,10 +268,9 @@ class PromptRegistry:
         rows = list(
             query.order_by(name_key, PromptVersion.version.desc()).limit(size + 1).objects()
         )
-        views = [_view(r, r.name, r.active_version) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            token = page_tokens.encode(self.page_token_key, scope, [views[-1].name, views[-1].version])
+        views, more = self._page([_view(r, r.name, r.active_version) for r in rows], size)
+        last = [views[-1].name, views[-1].version] if more else None
+        token = page_tokens.encode(self.page_token_key, scope, last) if more else ""
         return views, token
 
     def list_versions(
@@ -275,8 +286,17 @@ class PromptRegistry:
             (after_version,) = page_tokens.decode(self.page_token_key, page_token, scope)
             query = query.where(PromptVersion.version < after_version)
         rows = list(query.order_by(PromptVersion.version.desc()).limit(size + 1))
-        views = [_view(r, name, prompt.active_version) for r in rows[:size]]
-        token = ""
-        if len(rows) > size:
-            token = page_tokens.encode(self.page_token_key, scope, [views[-1].version])
+        views, more = self._page([_view(r, name, prompt.active_version) for r in rows], size)
+        token = page_tokens.encode(self.page_token_key, scope, [views[-1].version]) if more else ""
         return views, token
+
+    def _page(self, views: list[VersionView], size: int) -> tuple[list[VersionView], bool]:
+        """The first `size` views, or fewer where their bytes would not fit in
+        one response message (never none: a template always fits); whether
+        any are left after them."""
+        used = 0
+        for n, view in enumerate(views[:size]):
+            used += encoded_size(view)
+            if n and used > self.max_page_bytes:
+                return views[:n], True
+        return views[:size], len(views) > size

@@ -125,11 +125,14 @@ class _Summary:
                         index=first_index + offset,
                         code=status_code_of(result).value[0],
                         message=result.message,
+                        reason=result.reason,
                     )
         count_records(
             self.kind, s.recorded - before[0], s.duplicates - before[1], s.rejected - before[2]
         )
 
+
+_VIEWS = frozenset(analytics_pb2.ComparisonView.values())
 
 # Records stored in one transaction when several stream messages have already
 # arrived: a commit (an fsync on SQLite) per message of one record would bound
@@ -181,10 +184,12 @@ async def _groups(messages: AsyncIterator, field: str, records: int, depth: int 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(
-        self, analytics: Analytics, workers: Workers, max_records_per_message: int, max_stream_errors: int
+        self, analytics: Analytics, workers: Workers, max_records_per_message: int, max_stream_errors: int,
+        max_message_bytes: int,
     ):
         self.analytics = analytics
         self.workers = workers
+        self.max_response_bytes = max_message_bytes
         self.max_records = max_records_per_message
         self.max_errors = max_stream_errors
 
@@ -251,8 +256,22 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return analytics_pb2.StreamUsageResponse(summary=summary)
 
     def ComparePromptVersions(self, request, context):
+        view = request.view
+        if view not in _VIEWS:
+            raise InvalidArgument(
+                f"view {view} is not a ComparisonView: use COMPARISON_VIEW_BASIC or COMPARISON_VIEW_FULL",
+                field="view",
+                reason="INVALID_VIEW",
+            )
         metrics = self.analytics.compare(current_caller(), request.name)
-        return analytics_pb2.ComparePromptVersionsResponse(
+        response = analytics_pb2.ComparePromptVersionsResponse(
             name=request.name,
             versions=[analytics_pb2.VersionMetrics(**vars(m)) for m in metrics],
         )
+        # Templates are data the service accepted: their size never fails a
+        # comparison. They stay out when asked, or when they would not fit.
+        if view == analytics_pb2.COMPARISON_VIEW_BASIC or response.ByteSize() > self.max_response_bytes:
+            for version in response.versions:
+                version.ClearField("template_text")
+            response.templates_omitted = view != analytics_pb2.COMPARISON_VIEW_BASIC
+        return response

@@ -404,11 +404,11 @@ def test_usage_stream_of_1000_with_a_few_bad_records(client):
     records[999] = usage_record("bulk", 1, new_trace(), "x" * 129)
     summary = client.stream_usage(in_batches(records, 300))  # messages of 300, 300, 300, 100
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (1000, 996, 0, 4)
-    assert [(e.index, e.code) for e in summary.errors] == [
-        (3, INVALID_ARGUMENT),
-        (260, NOT_FOUND),
-        (599, INVALID_ARGUMENT),
-        (999, INVALID_ARGUMENT),
+    assert [(e.index, e.code, e.reason) for e in summary.errors] == [
+        (3, INVALID_ARGUMENT, "INVALID_TRACE_ID"),
+        (260, NOT_FOUND, "VERSION_NOT_FOUND"),
+        (599, INVALID_ARGUMENT, "INVALID_SPAN_ID"),
+        (999, INVALID_ARGUMENT, "INVALID_SPAN_ID"),
     ]
     messages = [e.message for e in summary.errors]
     assert "trace_id" in messages[0] and "zz-not-a-trace" in messages[0]
@@ -436,12 +436,12 @@ def test_outcome_stream_with_nan_negative_and_conflicting_records(client):
     outcomes[701] = trace_outcome(traces[701])
     summary = client.stream_trace_outcomes(in_batches(outcomes, 250))
     assert (summary.received, summary.recorded, summary.duplicates, summary.rejected) == (1000, 994, 1, 5)
-    assert [(e.index, e.code) for e in summary.errors] == [
-        (10, ALREADY_EXISTS),
-        (333, INVALID_ARGUMENT),
-        (334, INVALID_ARGUMENT),
-        (700, INVALID_ARGUMENT),
-        (701, INVALID_ARGUMENT),
+    assert [(e.index, e.code, e.reason) for e in summary.errors] == [
+        (10, ALREADY_EXISTS, "OUTCOME_CONFLICT"),
+        (333, INVALID_ARGUMENT, "INVALID_NUMBER"),
+        (334, INVALID_ARGUMENT, "INVALID_NUMBER"),
+        (700, INVALID_ARGUMENT, "INVALID_NUMBER"),
+        (701, INVALID_ARGUMENT, "EMPTY_OUTCOME"),
     ]
     assert "already has a different outcome" in summary.errors[0].message
     assert "total_cost_usd" in summary.errors[1].message
