@@ -7,6 +7,7 @@ there each session works in a schema of its own, dropped at the end.
 
 import importlib.util
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -113,20 +114,25 @@ def load_gen_protos():
     return module
 
 
-def free_port() -> int:
+@contextmanager
+def refused_port():
+    """A port of this machine where connections are refused: bound by this
+    socket, which never listens, for as long as the block runs."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
+
+
+_LISTENING = re.compile(r"promptgauge listening on (\S+?:\d+)\b(?:.*metrics on \S*:(\d+)/metrics)?")
 
 
 @contextmanager
-def serve_process(database_url: str, *extra: str, port: int | None = None, **popen):
-    """`promptgauge serve` as a real subprocess (Popen takes `popen`); yields
-    (process, target)."""
-    port = port or free_port()
-    target = f"127.0.0.1:{port}"
+def serve_process(database_url: str, *extra: str, port: int = 0, **popen):
+    """`promptgauge serve` as a real subprocess (Popen takes `popen`), on the
+    port it binds (`port` 0: one the system picks); yields (process, target).
+    `process.metrics_port` is the port of /metrics when it serves one."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", target,
+        [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", f"127.0.0.1:{port}",
          "--database-url", database_url, "--grace-seconds", "5", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -138,10 +144,12 @@ def serve_process(database_url: str, *extra: str, port: int | None = None, **pop
         output: list[str] = []
         for line in proc.stdout:
             output.append(line)
-            if line.startswith("promptgauge listening on"):
+            if listening := _LISTENING.match(line):
                 break
         else:
             raise RuntimeError(f"server exited with {proc.wait()} before serving: {''.join(output)}")
+        target = listening.group(1)
+        proc.metrics_port = int(listening.group(2)) if listening.group(2) else None
         # Keep draining, so the server never blocks on a full pipe.
         drain = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
         drain.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import create_account, free_port, read_sql, serve_process
+from conftest import create_account, read_sql, refused_port, serve_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
@@ -34,11 +34,15 @@ def _pg_bin() -> Path | None:
 
 class Cluster:
     """A PostgreSQL cluster in a temporary folder, run as the postgres user
-    when the tests run as root (PostgreSQL refuses to run as root)."""
+    when the tests run as root (PostgreSQL refuses to run as root). It
+    listens on a Unix socket in that folder only, so no TCP port is taken;
+    the port number only names the socket file."""
+
+    port = 5432
 
     def __init__(self, folder: Path, bin_dir: Path):
-        self.bin, self.data, self.port = bin_dir, folder / "data", free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.bin, self.data = bin_dir, folder / "data"
+        self.url = f"postgresql://postgres@/postgres?host={self.data}&port={self.port}"
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self.as_user:
             shutil.chown(folder, "postgres")
@@ -51,7 +55,7 @@ class Cluster:
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
+        options = f"-p {self.port} -c listen_addresses='' -k {self.data} -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "log"), "-w", "start")
 
     def stop(self) -> None:
@@ -164,8 +168,8 @@ def test_server_started_before_its_database_serves_once_it_answers(cluster):
 
 
 def test_a_wrong_database_url_is_unavailable_with_a_clear_message(tmp_path):
-    url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens there
-    with serve_process(url, *QUICK) as (proc, target):
+    with refused_port() as port, serve_process(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                                               *QUICK) as (proc, target):
         assert _health(target) == NOT_SERVING
         with PromptGaugeClient(target, "pgk_anything", retry=NO_RETRY) as pg:
             error = _unavailable(pg.list_prompts)

@@ -7,7 +7,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import create_account, free_port, serve_process, trace_outcome, usage_record
+from conftest import create_account, serve_process, trace_outcome, usage_record
 from prometheus_client.parser import text_string_to_metric_families
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
@@ -34,8 +34,8 @@ def run(tmp_path_factory):
     then its whole log once it has stopped."""
     url = f"sqlite:///{tmp_path_factory.mktemp('obs') / 'obs.db'}"
     key = create_account(url)
-    metrics_port = free_port()
-    with serve_process(url, "--metrics-listen", f"127.0.0.1:{metrics_port}") as (proc, target):
+    with serve_process(url, "--metrics-listen", "127.0.0.1:0") as (proc, target):
+        metrics_port = proc.metrics_port
         with PromptGaugeClient(target, key, retry=NO_RETRY) as pg:
             pg.create_prompt_version("p", TEMPLATE)
             traces = [str(uuid.uuid4()) for _ in range(5)]

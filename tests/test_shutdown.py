@@ -12,9 +12,9 @@ import pytest
 from conftest import (
     create_account,
     database_url,
-    free_port,
     in_batches,
     read_sql,
+    refused_port,
     serve_process,
     usage_record,
 )
@@ -69,9 +69,9 @@ def test_sigterm_during_a_100k_stream_loses_nothing_and_a_retry_stores_each_reco
 def test_recorder_retries_with_backoff_until_the_server_is_back(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'retry.db'}"
     key = create_account(url)
-    port = free_port()
-    with serve_process(url, port=port) as (_, target), PromptGaugeClient(target, key) as pg:
+    with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
         pg.create_prompt_version("retried", "Answer {question}")
+    port = int(target.rsplit(":", 1)[1])  # the server comes back where it was
 
     waits: list[float] = []
     with ExitStack() as servers:
@@ -102,8 +102,9 @@ def test_recorder_retries_with_backoff_until_the_server_is_back(tmp_path, monkey
 def test_recorder_gives_up_after_its_attempts_and_keeps_the_records(tmp_path, monkeypatch):
     waits: list[float] = []
     monkeypatch.setattr(client_module, "_sleep", waits.append)
-    target = f"127.0.0.1:{free_port()}"  # nothing listens there
-    with PromptGaugeClient(target, "pgk_x", retry=RetryPolicy(max_attempts=3), timeout=0.5) as pg:
+    with refused_port() as port, PromptGaugeClient(
+        f"127.0.0.1:{port}", "pgk_x", retry=RetryPolicy(max_attempts=3), timeout=0.5
+    ) as pg:
         rec = pg.recorder(max_batch=10_000, max_delay_seconds=3600)
         rec.record_usage("p", 1, str(uuid.uuid4()))
         with pytest.raises(PromptGaugeError) as error:
