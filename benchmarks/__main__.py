@@ -382,6 +382,7 @@ def measure_compare(rng, url: str, account_id: int, real: Driver, target: str, k
                 raise RuntimeError(f"{name}: the comparison counts {total} traces, not {observations // 2}")
             results[str(observations)] = {
                 **latency, "load_seconds": load_seconds, "p95_max_rel_error": max(errors),
+                "total_traces": total,
             }
     finally:
         storage.db.close_all()

@@ -32,6 +32,16 @@ PG_SKIP_REASON = (
     "PostgreSQL not configured: set PROMPTGAUGE_TEST_DATABASE_URL "
     "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run these tests on it"
 )
+# CI sets this: there PostgreSQL is part of the machine, and a test that
+# would be skipped without it fails instead.
+PG_REQUIRED = os.environ.get("PROMPTGAUGE_REQUIRE_POSTGRES") == "1"
+
+
+def skip_without_postgres() -> None:
+    if not PG_URL:
+        if PG_REQUIRED:
+            pytest.fail("PROMPTGAUGE_REQUIRE_POSTGRES=1 but PROMPTGAUGE_TEST_DATABASE_URL is not set")
+        pytest.skip(PG_SKIP_REASON)
 
 
 @contextmanager
@@ -55,8 +65,7 @@ def postgres_schema():
 def database_url(backend: str, tmp_path: Path):
     """A new, empty database of the backend."""
     if backend == "postgres":
-        if not PG_URL:
-            pytest.skip(PG_SKIP_REASON)
+        skip_without_postgres()
         with postgres_schema() as url:
             yield url
     else:
@@ -211,6 +220,26 @@ def read_sql(url: str, query: str) -> list[tuple]:
         with conn.cursor() as cursor:
             cursor.execute(query)
             return cursor.fetchall()
+    finally:
+        conn.close()
+
+
+def write_sql(url: str, statement: str) -> None:
+    """A write straight to the database, bypassing every server; committed."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            with conn:
+                conn.execute(statement)
+        finally:
+            conn.close()
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(statement)
     finally:
         conn.close()
 

@@ -1,6 +1,8 @@
 """The benchmark at smoke scale, so that it cannot rot: it runs end to end
-(real server and echo processes, the raw baseline, every figure) and its
-figures are present and sane. Never how fast anything is."""
+(real server and echo processes, the raw baseline, every figure), against a
+server that stores what it is sent (the benchmark checks every stream's
+summary and every comparison's count, and fails otherwise), and what it
+measures is what the server returned. Never how fast anything is."""
 
 import json
 import math
@@ -34,14 +36,12 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path):
         for key in RATES:
             f = figures[key]
             assert _positive(f["value"]) and _positive(f["baseline"]), (backend_name, key, f)
-            assert f["ratio"] == f["value"] / f["baseline"]
-        unary = figures["unary_usage"]
-        assert 0 < unary["p50_ms"] <= unary["p99_ms"]
         compare = figures["compare"]
         scales = [k for k in compare if k.isdigit()]
-        assert len(scales) == 3
+        assert scales == ["1000", "2000", "4000"]
         for n in scales:
-            assert 0 < compare[n]["p50_ms"] <= compare[n]["p99_ms"]
+            # Every trace loaded for the scale (half its observations) was counted.
+            assert compare[n]["total_traces"] == int(n) // 2
             # A few hundred durations a version: loose, but a broken sketch is far off.
             assert 0 <= compare[n]["p95_max_rel_error"] < 0.2
         assert _positive(compare["p99_growth"])

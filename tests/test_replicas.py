@@ -13,14 +13,13 @@ from contextlib import ExitStack
 import grpc
 import pytest
 from conftest import (
-    PG_SKIP_REASON,
-    PG_URL,
     checkpoint_tails,
     create_account,
     database_url,
     in_batches,
     read_sql,
     serve_process,
+    skip_without_postgres,
     trace_outcome,
     usage_record,
 )
@@ -29,7 +28,12 @@ from test_sketch import _exact_p95
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.server.analytics import FOLD_AT
 
-pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not PG_URL, reason=PG_SKIP_REASON)]
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(autouse=True)
+def _postgres():
+    skip_without_postgres()
 
 REPLICAS = 3
 TRACES = 24_000

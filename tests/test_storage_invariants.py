@@ -8,8 +8,6 @@ import uuid
 
 import pytest
 from conftest import (
-    PG_SKIP_REASON,
-    PG_URL,
     checkpoint_tails,
     comparison_snapshot,
     create_account,
@@ -278,8 +276,6 @@ def test_comparison_work_does_not_grow_with_history(server):
 
 
 def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
-    if not PG_URL:
-        pytest.skip(PG_SKIP_REASON)
     n = 4000
     with (
         database_url("postgres", tmp_path) as url,
