@@ -10,25 +10,29 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 from . import storage
 
 
-def _in_connection(function: Callable, *args):
-    with storage.connection():
-        return function(*args)
-
-
 class Workers:
-    def __init__(self, threads: int):
+    """`scope` makes the context each unit of work runs in: a pooled
+    connection (storage.connection), unless a test says otherwise."""
+
+    def __init__(self, threads: int, scope: Callable[[], AbstractContextManager] = storage.connection):
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
+        self.scope = scope
+
+    def _scoped(self, function: Callable, *args):
+        with self.scope():
+            return function(*args)
 
     async def run(self, function: Callable, *args):
         """`function(*args)` on a worker thread, in a pooled connection and in
         the caller's context (contextvars: the RPC's caller, its call record)."""
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, context.run, _in_connection, function, *args
+            self.pool, context.run, self._scoped, function, *args
         )
 
     def shutdown(self) -> None:
