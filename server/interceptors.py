@@ -18,6 +18,7 @@ Health and reflection pass untouched.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -145,22 +146,20 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
 
-def _around(handler: grpc.RpcMethodHandler, before, after) -> grpc.RpcMethodHandler:
-    """An async handler that awaits `before(request, context)` (which may
-    replace the request) and, for the call's whole span, runs it inside
-    `after(context)`, an async context manager."""
+def _around(handler: grpc.RpcMethodHandler, scope: Callable) -> grpc.RpcMethodHandler:
+    """An async handler whose call runs, its whole span, inside
+    `scope(request, context)`, an async context manager; what the scope
+    yields is the request the handler gets."""
     behavior = _behavior(handler)
     if inspect.isasyncgenfunction(behavior):
         async def streaming(request, context):
-            async with after(context):
-                request = await before(request, context)
+            async with scope(request, context) as request:
                 async for response in behavior(request, context):
                     yield response
         return _rebuilt(handler, streaming)
 
     async def unary(request, context):
-        async with after(context):
-            request = await before(request, context)
+        async with scope(request, context) as request:
             return await behavior(request, context)
     return _rebuilt(handler, unary)
 
@@ -200,25 +199,21 @@ class Observe(_Interceptor):
     def wrap(self, handler, details):
         method = details.method
 
-        class _Span:
-            def __init__(self, context):
-                self.context = context
+        @contextlib.asynccontextmanager
+        async def observed(request, context):
+            started, call = time.perf_counter(), Call(method)
+            token = _call.set(call)
+            error = None
+            try:
+                yield request
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                _call.reset(token)
+                _record(method, _code_of(error, context), time.perf_counter() - started, call, context)
 
-            async def __aenter__(self):
-                self.started = time.perf_counter()
-                self.call = Call(method)
-                self.token = _call.set(self.call)
-
-            async def __aexit__(self, kind, error, tb):
-                _call.reset(self.token)
-                code = _code_of(error, self.context)
-                _record(method, code, time.perf_counter() - self.started, self.call, self.context)
-                return False
-
-        async def nothing(request, context):
-            return request
-
-        return _around(handler, nothing, _Span)
+        return _around(handler, observed)
 
 
 def _record(method: str, code: grpc.StatusCode, seconds: float, call: Call, context) -> None:
@@ -355,26 +350,16 @@ class HealthGate(_Interceptor):
             yield request
 
     def wrap(self, handler, details):
-        async def admit(request, context):
+        @contextlib.asynccontextmanager
+        async def admitted(request, context):
             if self.health is not None and not self.health.schema_ready:
                 raise errors.Unavailable(
                     f"the database is unavailable ({self.health.last_error}); try again",
                     reason="DATABASE_UNAVAILABLE",
                 )
-            return self._messages(request) if handler.request_streaming else request
+            yield self._messages(request) if handler.request_streaming else request
 
-        return _around(handler, admit, _NoScope)
-
-
-class _NoScope:
-    def __init__(self, context):
-        pass
-
-    async def __aenter__(self):
-        return None
-
-    async def __aexit__(self, *exc):
-        return False
+        return _around(handler, admitted)
 
 
 class ConnectionScope(_Interceptor):
@@ -428,8 +413,9 @@ class Authenticate(_Interceptor):
                 return behavior(request, context)
             return _rebuilt(handler, checked)
 
-        async def check(request, context):
+        @contextlib.asynccontextmanager
+        async def identified(request, context):
             identify(await self.workers.run(authenticate, store, authorization))
-            return request
+            yield request
 
-        return _around(handler, check, _NoScope)
+        return _around(handler, identified)
