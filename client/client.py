@@ -6,7 +6,6 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2
@@ -19,8 +18,7 @@ from promptgauge.v1 import (
     prompts_pb2_grpc,
 )
 
-if TYPE_CHECKING:
-    from .recorder import Recorder
+from .recorder import Recorder
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -300,8 +298,6 @@ class PromptGaugeClient:
         request = analytics_pb2.ComparePromptVersionsRequest(name=name)
         return self._call(self.analytics.ComparePromptVersions, request)
 
-    def recorder(self, **kwargs) -> "Recorder":
+    def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""
-        from .recorder import Recorder
-
         return Recorder(self, **kwargs)
