@@ -57,9 +57,9 @@ class Recorder:
     A batch goes out when it holds `max_batch` records, or `max_delay_seconds`
     after its first record, whichever comes first; `flush()` sends at once and
     `close()` (or leaving the `with` block) sends what is left. Each stream is
-    sent with `retry=True`, so a retryable failure sends it again, as the
-    client's retry policy says; one that still fails keeps its records, in
-    order, for the next send and raises from the next call.
+    sent with `retry=True`, so a retryable failure sends it again within its
+    deadline, as the client's retry policy says; one that still fails keeps
+    its records, in order, for the next send and raises from the next call.
     """
 
     def __init__(self, client: StreamSender, max_batch: int = 2000, max_delay_seconds: float = 1.0):
