@@ -110,7 +110,7 @@ def test_recorder_gives_up_at_its_deadline_and_keeps_the_records(tmp_path, monke
             rec.flush()
         # The stream never left the client: no attempt was spent, the deadline was.
         assert error.value.code == grpc.StatusCode.UNAVAILABLE
-        assert error.value.message == f"cannot reach {target}: connection refused"
+        assert error.value.message == f"cannot reach {pg.target}: connection refused"
         assert waits == []
         # Nothing acknowledged, nothing dropped: the record waits for the next send.
         assert rec.pending == 1
