@@ -1,12 +1,11 @@
-"""PromptGaugeClient: typed calls with deadlines and status-coded errors."""
+"""PromptGaugeClient: typed calls with one deadline each, retried as the
+service config says, and status-coded errors."""
 
-import itertools
+import json
 import os
-import random
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2
@@ -19,27 +18,72 @@ from promptgauge.v1 import (
     prompts_pb2_grpc,
 )
 
-if TYPE_CHECKING:
-    from .recorder import Recorder
+from .recorder import Recorder
+from .retries import (
+    NO_RETRY,
+    RetryPolicy,
+    load_service_config,
+    retry_policy,
+    with_retry_policy,
+    without_retry_policies,
+)
+
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "NO_RETRY", "PromptGaugeClient", "PromptGaugeError", "RetryPolicy"]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+
+_sleep = time.sleep  # the backoff's wait; tests put a hook here
+
+# gRPC's own words when it fails a call in the client, before sending it,
+# because it has no connection: no server said them.
+_CONNECT_FAILURE = "failed to connect to all addresses; last error: "
+_RESOLVE_FAILURE = "errors resolving "
+_ATTEMPT_PREFIX = re.compile(r"^[A-Z_]+: (?:(?:ipv4|ipv6|unix|unix-abstract|vsock):\S*?: )?")
+
+
+def _unsent_reason(details: str) -> str | None:
+    """Why gRPC failed a call before it left the client, for want of a
+    connection ("connection refused"); None when it did not."""
+    if details.startswith(_CONNECT_FAILURE):
+        # "UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote host: Connection refused"
+        reason = _ATTEMPT_PREFIX.sub("", details[len(_CONNECT_FAILURE) :])
+        return _lower_first(reason.removeprefix("Failed to connect to remote host: "))
+    if details.startswith(_RESOLVE_FAILURE):
+        # "errors resolving host:1: [field:hostname lookup error:... for host:1: Domain name not found]"
+        return "name resolution failed: " + _lower_first(details.rstrip("]").rsplit(": ", 1)[-1])
+    return None
+
+
+def _lower_first(text: str) -> str:
+    """"Connection refused" as a clause: "connection refused" (but "SSL ..." stays)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 class PromptGaugeError(Exception):
     """A failed call: `code` is the grpc.StatusCode, `reason` the server's
     machine-readable reason (ErrorInfo) when it sent one, `field` the request
-    field at fault."""
+    field at fault. `sent` is False when the call never left the client
+    (there was no connection), so the server cannot have acted on it."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, reason: str = "", field: str = ""):
+    def __init__(
+        self, code: grpc.StatusCode, message: str, reason: str = "", field: str = "", *, sent: bool = True
+    ):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.reason = reason
         self.field = field
+        self.sent = sent
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> "PromptGaugeError":
+    def from_rpc_error(
+        cls, error: grpc.RpcError, target: str = "", timeout: float | None = None
+    ) -> "PromptGaugeError":
+        """The error of a failed call. What the server said is kept as it
+        said it; gRPC's own failures name the `target`: "cannot reach
+        127.0.0.1:1: connection refused", "no answer from ... within 10 s"."""
         reason = field = ""
+        message = error.details() or ""
         status = rpc_status.from_call(error)
         if status is not None:
             for detail in status.details:
@@ -48,35 +92,16 @@ class PromptGaugeError(Exception):
                     detail.Unpack(info)
                     reason = info.reason
                     field = info.metadata.get("field", "")
-        return cls(error.code(), error.details() or "", reason, field)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How an idempotent call is tried again after a transient failure:
-    exponential backoff with full jitter, `max_attempts` tries in all."""
-
-    max_attempts: int = 5
-    initial_backoff_seconds: float = 0.2
-    max_backoff_seconds: float = 5.0
-    multiplier: float = 2.0
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait before try number `attempt` + 1 (attempt counts from 1)."""
-        growth = self.multiplier ** (attempt - 1)
-        ceiling = min(self.max_backoff_seconds, self.initial_backoff_seconds * growth)
-        return random.uniform(0, ceiling)
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)
-_sleep = time.sleep  # the backoff's wait; tests put a hook here
-
-# Safe to try again only where a repeat cannot change the outcome: every
-# promptgauge call but CreatePromptVersion is idempotent (a usage record or an
-# outcome sent twice is stored once), so UNAVAILABLE (the server was not
-# reached, is shutting down, or lost its database) and DEADLINE_EXCEEDED (it
-# may or may not have stored the call) are retried there.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+        else:
+            target = target or "the server"
+            unsent = _unsent_reason(message)
+            if unsent is not None:
+                return cls(error.code(), f"cannot reach {target}: {unsent}", sent=False)
+            # gRPC's own words for a deadline that passed in the client.
+            expired = error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and message == "Deadline Exceeded"
+            if expired and timeout:
+                message = f"no answer from {target} within {timeout:g} s"
+        return cls(error.code(), message, reason, field)
 
 
 def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:
@@ -87,6 +112,26 @@ def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:
         return f.read()
 
 
+def _check_resendable(batches: Iterable, retry: bool) -> None:
+    if retry and iter(batches) is batches:
+        # A second send would find the iterator spent and send nothing.
+        raise TypeError("retry=True sends the batches again after a failure: give a list, not an iterator")
+
+
+def _wait_for_connection(channel: grpc.Channel, timeout: float) -> bool:
+    """Whether `channel` is connected within `timeout` seconds; it tries to
+    connect meanwhile, on its own reconnect backoff."""
+    if timeout <= 0:
+        return False
+    ready = grpc.channel_ready_future(channel)
+    try:
+        ready.result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        ready.cancel()
+        return False
+    return True
+
+
 class PromptGaugeClient:
     """A connection to a promptgauge server, authenticated with one API key.
 
@@ -95,8 +140,17 @@ class PromptGaugeClient:
 
     TLS: `tls=True` verifies the server against the system's roots, or
     against `root_certificates` (PEM bytes or a file path); `client_certificate`
-    and `client_key` present a certificate for mutual TLS. Idempotent calls are
-    retried on UNAVAILABLE and DEADLINE_EXCEEDED as `retry` says.
+    and `client_key` present a certificate for mutual TLS.
+
+    Every call has one deadline, `timeout` seconds, for all its tries and
+    waits. Calls are retried as the gRPC service config says: the one
+    packaged with the client (service_config.json: every call but
+    CreatePromptVersion, on UNAVAILABLE), or `service_config` (a mapping,
+    JSON text or a file path; a `grpc.service_config` in `options` is merged
+    over it). `retry` replaces the numbers of its retry policies, and
+    NO_RETRY turns them off; the `service_config` attribute is the config in
+    use. docs/retries.md has the rules. A `channel` made by the caller is
+    used as it is, its retries applied by this client all the same.
     """
 
     def __init__(
@@ -109,10 +163,24 @@ class PromptGaugeClient:
         root_certificates: bytes | str | os.PathLike | None = None,
         client_certificate: bytes | str | os.PathLike | None = None,
         client_key: bytes | str | os.PathLike | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
+        service_config: Mapping | str | os.PathLike | None = None,
         channel: grpc.Channel | None = None,
         options: list[tuple[str, object]] | None = None,
     ):
+        config = load_service_config(service_config)
+        options = list(options or [])
+        for key, value in options:
+            if key == "grpc.service_config":
+                config.update(json.loads(value))
+        if retry is not None:
+            config = with_retry_policy(config, retry)
+        self.service_config = config
+        # This client applies the retry policies itself (see _call), so the
+        # channel gets the rest of the config: gRPC's retries would sleep
+        # into the deadline and hide the failure behind DEADLINE_EXCEEDED.
+        options = [(k, v) for k, v in options if k != "grpc.service_config"]
+        options.append(("grpc.service_config", json.dumps(without_retry_policies(config))))
         if channel is None:
             if tls or root_certificates or client_certificate or client_key:
                 credentials = grpc.ssl_channel_credentials(
@@ -120,15 +188,24 @@ class PromptGaugeClient:
                     private_key=_pem(client_key),
                     certificate_chain=_pem(client_certificate),
                 )
-                channel = grpc.secure_channel(target, credentials, options=options or [])
+                channel = grpc.secure_channel(target, credentials, options=options)
             else:
-                channel = grpc.insecure_channel(target, options=options or [])
+                channel = grpc.insecure_channel(target, options=options)
+        self.target = target
         self._channel = channel
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self.timeout = timeout
-        self.retry = retry
         self.prompts = prompts_pb2_grpc.PromptServiceStub(self._channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
+        # Each stub method's policy, looked up by the method object itself.
+        self._policies = {
+            getattr(stub, method.name): retry_policy(config, service.full_name, method.name)
+            for stub, service in (
+                (self.prompts, prompts_pb2.DESCRIPTOR.services_by_name["PromptService"]),
+                (self.analytics, analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]),
+            )
+            for method in service.methods
+        }
 
     def __enter__(self) -> "PromptGaugeClient":
         return self
@@ -139,26 +216,50 @@ class PromptGaugeClient:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method, request, timeout: float | None = None, idempotent: bool = True):
+    def _call(self, method, request, timeout: float | None = None, *, retry: bool = True):
         """Call `method` with `request` (or, for a stream, a function making a
-        fresh request iterator), retried as `self.retry` says when idempotent.
-        A retry waits for the channel to be ready (within its deadline), so a
-        server that comes back is reached as soon as it listens."""
-        policy = self.retry if idempotent else NO_RETRY
-        for number in itertools.count(1):
+        fresh request iterator) within one deadline, `timeout` seconds (the
+        client's by default) for every try and wait. With `retry`, the
+        method's policy applies:
+
+        - a call gRPC failed before it left the client, for want of a
+          connection, is sent once the channel connects: the server never saw
+          it, so it is no attempt (gRFC A6's transparent retry), and a server
+          that comes back within the deadline is reached once the channel
+          reconnects (on gRPC's reconnect backoff: 1 s, then growing);
+        - one the server failed with a retryable code is tried again after the
+          policy's backoff, up to its attempts;
+        - a backoff that would outlast the deadline is not waited: the last
+          failure is raised at once, saying what it was, rather than a
+          DEADLINE_EXCEEDED that names nothing. A call that ran out of its
+          deadline has nothing left to try again with.
+        """
+        budget = timeout or self.timeout
+        deadline = time.monotonic() + budget
+        policy = self._policies.get(method, NO_RETRY) if retry else NO_RETRY
+        attempts = 0
+        while True:
             try:
                 return method(
                     request() if callable(request) else request,
-                    timeout=timeout or self.timeout,
+                    timeout=deadline - time.monotonic(),
                     metadata=self._metadata,
-                    wait_for_ready=True if number > 1 else None,
                 )
             except grpc.RpcError as rpc_error:
-                error = PromptGaugeError.from_rpc_error(rpc_error)
-            if error.code not in RETRYABLE or number >= policy.max_attempts:
+                error = PromptGaugeError.from_rpc_error(rpc_error, self.target, budget)
+            if policy.max_attempts < 2:
                 raise error
-            _sleep(policy.backoff(number))
-        raise AssertionError("unreachable")
+            if not error.sent:
+                if not _wait_for_connection(self._channel, deadline - time.monotonic()):
+                    raise error
+                continue
+            attempts += 1
+            if error.code not in policy.retryable_codes or attempts >= policy.max_attempts:
+                raise error
+            delay = policy.backoff(attempts)
+            if delay >= deadline - time.monotonic():
+                raise error
+            _sleep(delay)
 
     # -- PromptService ----------------------------------------------------
 
@@ -181,7 +282,7 @@ class PromptGaugeClient:
             parent_version=parent_version,
             activate=activate,
         )
-        return self._call(self.prompts.CreatePromptVersion, request, idempotent=False).prompt_version
+        return self._call(self.prompts.CreatePromptVersion, request).prompt_version
 
     def list_prompts(self, page_size: int = 0, page_token: str = "") -> prompts_pb2.ListPromptsResponse:
         """One page of every version of every prompt."""
@@ -269,14 +370,16 @@ class PromptGaugeClient:
     ) -> analytics_pb2.IngestSummary:
         """Send batches of usage records as one stream; returns its summary.
 
-        `retry=True` sends the whole stream again after a retryable failure
-        (records stored already count as duplicates): `batches` must then be
-        a sequence that can be iterated again, such as a list."""
+        `retry=True` sends the whole stream again after a retryable failure,
+        as the method's retry policy says, within the one deadline (records
+        stored already count as duplicates): `batches` must then be a
+        sequence that can be iterated again, such as a list."""
+        _check_resendable(batches, retry)
         return self._call(
             self.analytics.StreamUsage,
             lambda: (analytics_pb2.StreamUsageRequest(records=list(b)) for b in batches),
             timeout,
-            idempotent=retry,
+            retry=retry,
         ).summary
 
     def stream_trace_outcomes(
@@ -288,11 +391,12 @@ class PromptGaugeClient:
     ) -> analytics_pb2.IngestSummary:
         """Send batches of outcomes as one stream; returns its summary
         (`retry` as in stream_usage)."""
+        _check_resendable(batches, retry)
         return self._call(
             self.analytics.StreamTraceOutcomes,
             lambda: (analytics_pb2.StreamTraceOutcomesRequest(outcomes=list(b)) for b in batches),
             timeout,
-            idempotent=retry,
+            retry=retry,
         ).summary
 
     def compare_prompt_versions(
@@ -303,8 +407,6 @@ class PromptGaugeClient:
         request = analytics_pb2.ComparePromptVersionsRequest(name=name, view=view)
         return self._call(self.analytics.ComparePromptVersions, request)
 
-    def recorder(self, **kwargs) -> "Recorder":
+    def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""
-        from .recorder import Recorder
-
         return Recorder(self, **kwargs)

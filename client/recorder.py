@@ -2,11 +2,11 @@
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from promptgauge.v1 import analytics_pb2
-
-from .client import PromptGaugeClient
 
 MESSAGE_RECORDS = 500  # records per stream message: well under the server's limit
 
@@ -29,20 +29,40 @@ class RecorderTotals:
         self.summaries.append((kind, summary))
 
 
+class StreamSender(Protocol):
+    """What a Recorder sends through: the two streaming calls of
+    PromptGaugeClient, each returning the stream's summary."""
+
+    def stream_usage(
+        self,
+        batches: Iterable[Iterable[analytics_pb2.UsageRecord]],
+        timeout: float | None = None,
+        *,
+        retry: bool = False,
+    ) -> analytics_pb2.IngestSummary: ...
+
+    def stream_trace_outcomes(
+        self,
+        batches: Iterable[Iterable[analytics_pb2.TraceOutcome]],
+        timeout: float | None = None,
+        *,
+        retry: bool = False,
+    ) -> analytics_pb2.IngestSummary: ...
+
+
 class Recorder:
-    """Collects usage records and outcomes, and sends them in streams.
+    """Collects usage records and outcomes, and sends them in streams through
+    `client` (a PromptGaugeClient, or anything with its two stream methods).
 
     A batch goes out when it holds `max_batch` records, or `max_delay_seconds`
     after its first record, whichever comes first; `flush()` sends at once and
-    `close()` (or leaving the `with` block) sends what is left. A send that
-    fails with UNAVAILABLE or DEADLINE_EXCEEDED is retried with backoff, as
-    the client's RetryPolicy says; one that still fails keeps its records for
-    the next try and raises from the next call.
+    `close()` (or leaving the `with` block) sends what is left. Each stream is
+    sent with `retry=True`, so a retryable failure sends it again within its
+    deadline, as the client's retry policy says; one that still fails keeps
+    its records, in order, for the next send and raises from the next call.
     """
 
-    def __init__(
-        self, client: PromptGaugeClient, max_batch: int = 2000, max_delay_seconds: float = 1.0
-    ):
+    def __init__(self, client: StreamSender, max_batch: int = 2000, max_delay_seconds: float = 1.0):
         self.client = client
         self.max_batch = max_batch
         self.max_delay = max_delay_seconds

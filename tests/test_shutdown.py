@@ -1,7 +1,7 @@
 """Shutdown without loss: a SIGTERM in the middle of a large stream either
 commits what it acknowledged or fails the call UNAVAILABLE; the client sends
 the same records again and each is stored exactly once. And the Recorder
-retries a server that is away."""
+waits, within its deadline, for a server that is away."""
 
 import signal
 import uuid
@@ -66,26 +66,27 @@ def test_sigterm_during_a_100k_stream_loses_nothing_and_a_retry_stores_each_reco
         assert read_sql(url, "SELECT COUNT(*) FROM observation")[0][0] == N
 
 
-def test_recorder_retries_with_backoff_until_the_server_is_back(tmp_path, monkeypatch):
+def test_recorder_waits_within_its_deadline_for_the_server_to_come_back(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'retry.db'}"
     key = create_account(url)
     with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
         pg.create_prompt_version("retried", "Answer {question}")
     port = int(target.rsplit(":", 1)[1])  # the server comes back where it was
 
+    wait_for_connection = client_module._wait_for_connection
     waits: list[float] = []
     with ExitStack() as servers:
 
-        def backoff(seconds: float) -> None:
-            # Instead of waiting: the server comes back after the second failure.
-            waits.append(seconds)
-            if len(waits) == 2:
+        def server_back(channel, timeout: float) -> bool:
+            # The stream found no server; it comes back while the client waits.
+            waits.append(timeout)
+            if len(waits) == 1:
                 servers.enter_context(serve_process(url, port=port))
+            return wait_for_connection(channel, timeout)
 
-        monkeypatch.setattr(client_module, "_sleep", backoff)
-        policy = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.5, multiplier=2)
+        monkeypatch.setattr(client_module, "_wait_for_connection", server_back)
         traces = [str(uuid.uuid4()) for _ in range(1200)]
-        with PromptGaugeClient(target, key, retry=policy, timeout=5) as pg:
+        with PromptGaugeClient(target, key, timeout=60) as pg:
             with pg.recorder(max_batch=10_000, max_delay_seconds=3600) as rec:
                 for trace in traces:
                     rec.record_usage("retried", 1, trace)
@@ -94,12 +95,11 @@ def test_recorder_retries_with_backoff_until_the_server_is_back(tmp_path, monkey
             (v1,) = pg.compare_prompt_versions("retried").versions
             assert (v1.total_traces, v1.success_rate) == (len(traces), 1.0)
 
-    # Two failures, two waits, each within its exponential ceiling.
-    assert len(waits) == 2
-    assert 0 <= waits[0] <= 0.5 and 0 <= waits[1] <= 1.0
+    # Each wait had what was left of the one 60 s deadline.
+    assert waits and all(0 < wait <= 60 for wait in waits)
 
 
-def test_recorder_gives_up_after_its_attempts_and_keeps_the_records(tmp_path, monkeypatch):
+def test_recorder_gives_up_at_its_deadline_and_keeps_the_records(tmp_path, monkeypatch):
     waits: list[float] = []
     monkeypatch.setattr(client_module, "_sleep", waits.append)
     with refused_port() as port, PromptGaugeClient(
@@ -109,9 +109,10 @@ def test_recorder_gives_up_after_its_attempts_and_keeps_the_records(tmp_path, mo
         rec.record_usage("p", 1, str(uuid.uuid4()))
         with pytest.raises(PromptGaugeError) as error:
             rec.flush()
-        # The first try fails fast; the retries wait for a connection until their deadline.
-        assert error.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        assert len(waits) == 2
+        # The stream never left the client: no attempt was spent, the deadline was.
+        assert error.value.code == grpc.StatusCode.UNAVAILABLE
+        assert error.value.message == f"cannot reach {pg.target}: connection refused"
+        assert waits == []
         # Nothing acknowledged, nothing dropped: the record waits for the next send.
         assert rec.pending == 1
         with pytest.raises(PromptGaugeError):

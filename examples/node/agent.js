@@ -20,6 +20,9 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 const PROTOS = path.resolve(__dirname, '..', '..', 'protos');
+// The retry policy every promptgauge caller shares (docs/retries.md): which
+// methods are retried, on which status codes, with what backoff.
+const SERVICE_CONFIG = path.resolve(__dirname, '..', '..', 'client', 'service_config.json');
 const BATCH = 100;
 const DEADLINE_MS = 10000;
 
@@ -205,8 +208,9 @@ async function main() {
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${opts.apiKey}`);
   const credentials = grpc.credentials.createInsecure();
-  const prompts = new pkg.PromptService(opts.target, credentials);
-  const analytics = new pkg.AnalyticsService(opts.target, credentials);
+  const channelOptions = { 'grpc.service_config': fs.readFileSync(SERVICE_CONFIG, 'utf8') };
+  const prompts = new pkg.PromptService(opts.target, credentials, channelOptions);
+  const analytics = new pkg.AnalyticsService(opts.target, credentials, channelOptions);
   try {
     const first = (await unary(prompts, 'CreatePromptVersion', {
       name: opts.prompt,
