@@ -1,11 +1,17 @@
 """The latency sketch behind p95: accuracy, determinism, format, quantile
-edges."""
+edges, and the part of the `tdigest` package it relies on."""
 
+import importlib.metadata
+import inspect
 import json
 import math
 import random
+import re
+from pathlib import Path
 
 import pytest
+from tdigest import TDigest
+from tdigest.tdigest import Centroid
 
 from promptgauge.server import sketch
 from promptgauge.server.sketch import COMPRESS_AT, LatencySketch
@@ -213,3 +219,103 @@ def test_equal_values_give_that_value_at_every_quantile():
 def test_a_quantile_outside_0_to_1_is_a_value_error(q):
     with pytest.raises(ValueError, match="outside 0..1"):
         LatencySketch().add([1.0, 2.0]).quantile(q)
+
+
+# -- the tdigest package -----------------------------------------------------
+
+
+def test_the_installed_tdigest_is_the_version_pyproject_pins():
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pin = re.search(r'"tdigest==([^"]+)"', pyproject)
+    assert pin, "pyproject.toml no longer pins tdigest exactly: server/sketch.py uses its private surface"
+    installed = importlib.metadata.version("tdigest")
+    assert installed == pin.group(1), (
+        f"tdigest {installed} is installed, pyproject.toml pins {pin.group(1)}: server/sketch.py "
+        "uses the package's private surface and a rebuilt checkpoint must match the stored one"
+    )
+
+
+def _surface_problems() -> list[str]:
+    """What server/sketch.py relies on in the tdigest package, each checked;
+    a description of each thing that is no longer so."""
+    problems = []
+
+    def params(function) -> list[str]:
+        return list(inspect.signature(function).parameters)
+
+    if params(TDigest)[:2] != ["delta", "K"]:
+        problems.append(f"TDigest(delta, K) is now TDigest{inspect.signature(TDigest)}")
+    if params(TDigest.update)[:3] != ["self", "x", "w"]:
+        problems.append(f"TDigest.update(x, w) is now update{inspect.signature(TDigest.update)}")
+    if params(Centroid)[:2] != ["mean", "count"]:
+        problems.append(f"Centroid(mean, count) is now Centroid{inspect.signature(Centroid)}")
+    if not callable(getattr(TDigest, "_find_closest_centroids", None)):
+        problems.append("TDigest._find_closest_centroids, which _Digest overrides, is gone")
+    digest = TDigest(delta=1.0, K=math.inf)
+    tree = getattr(digest, "C", None)
+    if not all(callable(getattr(tree, name, None)) for name in ("insert", "values")):
+        problems.append(f"TDigest.C is no longer a tree with insert() and values(): {tree!r}")
+        return problems
+    if getattr(digest, "n", None) != 0:
+        problems.append("a new TDigest no longer has n == 0")
+
+    # Centroids restored into the tree, then a value exactly halfway
+    # between them, with room in both: the package draws which one takes
+    # it, sketch._Digest always gives it to the upper one.
+    def tie(cls) -> tuple:
+        restored = cls(delta=1.0, K=math.inf)
+        for mean in (0.0, 2.0):
+            restored.C.insert(mean, Centroid(mean, 10.0))
+        restored.n = 20.0
+        restored.update(1.0, 1.0)
+        return tuple((c.mean, c.count) for c in restored.C.values())
+
+    package, ours = set(), set()
+    state = random.getstate()
+    try:
+        for seed in range(20):
+            random.seed(seed)
+            package.add(tie(TDigest))
+            ours.add(tie(sketch._Digest))
+    finally:
+        random.setstate(state)
+    if len(ours) != 1 or [c for _, c in next(iter(ours))] != [10.0, 11.0]:
+        problems.append(f"a tied value no longer goes to the upper restored centroid: {sorted(ours)}")
+    if len(package) != 2:
+        problems.append(
+            "TDigest.update no longer breaks ties with the global random "
+            f"(outcomes over 20 seeds: {sorted(package)}): sketch._Digest may be obsolete"
+        )
+
+    # K sets only where the package compresses by itself: past K / delta
+    # centroids (100 for K=1), and never for K=inf.
+    def grow(k: float) -> tuple[TDigest, list]:
+        calls = []
+        grown = TDigest(delta=0.01, K=k)
+        grown.compress = lambda: calls.append(k)
+        for x in random.Random(1).sample(range(10_000), 500):
+            grown.update(float(x))
+        return grown, calls
+
+    _, calls = grow(1)
+    grown, calls_without = grow(math.inf)
+    if len(grown) <= 100:
+        problems.append(f"500 spread values made only {len(grown)} centroids, too few to test K")
+    if not calls:
+        problems.append("TDigest no longer compresses by itself past K / delta centroids")
+    if calls_without:
+        problems.append("TDigest with K=inf still compresses by itself (with the global random)")
+    means = [c.mean for c in grown.C.values()]
+    if means != sorted(means) or len(means) != len(grown):
+        problems.append("TDigest.C.values() no longer gives every centroid, in mean order")
+    if grown.n != 500 or sum(c.count for c in grown.C.values()) != pytest.approx(500):
+        problems.append(f"TDigest.n ({grown.n!r}) is no longer the total weight of the centroids")
+    return problems
+
+
+def test_the_private_tdigest_surface_the_sketch_relies_on_is_unchanged():
+    problems = _surface_problems()
+    assert not problems, (
+        f"tdigest {importlib.metadata.version('tdigest')} no longer has what server/sketch.py "
+        "relies on:\n- " + "\n- ".join(problems)
+    )
