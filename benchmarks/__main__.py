@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--scale smoke|full] [--backend sqlite|postgres|all] [--out FILE]`
+"""`python -m benchmarks [--scale smoke|full] [--backend sqlite|postgres|all|none] [--out FILE]`
 
 Starts a real `promptgauge serve` process and an echo server (benchmarks/echo.py)
 on loopback, drives both from this process, measures the raw database limit
@@ -498,7 +498,8 @@ def format_table(results: dict) -> str:
         lines.append(
             f"  {shape:<9} {a['values']:,} values, {a['centroids']} centroids: "
             f"p95 error {a['p95_rel_error']:.3%} (<= 0.5%: {met95}), "
-            f"p99 error {a['p99_rel_error']:.3%} (<= 1%: {met99})"
+            f"p99 error {a['p99_rel_error']:.3%} (<= 1%: {met99}), "
+            f"fold {a['fold_seconds'] / a['values'] * 1e6:.1f} µs a duration"
         )
     return "\n".join(lines)
 
@@ -506,7 +507,8 @@ def format_table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "all", "none"), default="all",
+                        help="none: only (e), the sketch's accuracy and fold cost, with no server")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("PROMPTGAUGE_BENCH_DATABASE_URL", DEFAULT_PG_URL),
@@ -517,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
-    backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    backends = {"all": ["sqlite", "postgres"], "none": []}.get(args.backend, [args.backend])
     if "postgres" in backends and not postgres_answers(args.postgres_url):
         if args.backend == "postgres":
             print(f"PostgreSQL does not answer at {args.postgres_url}", file=sys.stderr)

@@ -8,16 +8,28 @@ centroids, ~2 ms for ~850) whatever the number of new values, so values are
 kept exact until COMPRESS_AT points have gathered: a checkpoint can then fold
 often, in small steps, and a comparison reads only a short tail after it.
 
+A sketch is a pure function of the values added to it, in order, and of
+nothing else: not of the global `random`, and not of how the values were
+split between calls to `add`. Values are taken as if one at a time: a fold
+runs exactly when a value brings the points past COMPRESS_AT, and its only
+randomness is a generator seeded from the points it folds. So a checkpoint
+rebuilt from its observations, folded in chunks of any size, has the bytes
+of the one folded 200 at a time, as long as the engine is the same: the
+`tdigest` version is pinned exactly, since a fold uses some of its private
+surface (listed at _Digest, checked by tests/test_sketch.py).
+
 Stored as packed little-endian doubles (mean, count, mean, count, ...) after
 a 4-byte tag; the JSON form [[mean, count], ...] of earlier versions is
 still read.
 """
 
 import json
+import math
 import random
 import struct
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from tdigest import TDigest
 from tdigest.tdigest import Centroid
@@ -28,15 +40,15 @@ DELTA = 0.01
 # Points past which the exact values are folded into the digest: with
 # ~850 centroids, each fold takes in some 650 values.
 COMPRESS_AT = 1500
-# Centroids past which a fold also runs the package's compression (~15 ms,
-# re-inserting every centroid). New values mostly join existing centroids,
-# so the count creeps up by about one a fold and this runs every few hundred
-# folds; the package's own limit (K / delta = 2,500) would leave no room for
-# exact values under COMPRESS_AT.
+# Centroids past which a fold also re-clusters the centroids (~15 ms,
+# re-inserting every one). New values mostly join existing centroids, so the
+# count creeps up by about one a fold and this runs every few hundred folds.
 COMPRESS_CENTROIDS = 1000
 
 _TAG = b"PGS1"
 _LITTLE = struct.pack("=d", 1.0) == struct.pack("<d", 1.0)
+
+Point = tuple[float, float]
 
 
 class LatencySketch:
@@ -44,59 +56,41 @@ class LatencySketch:
 
     __slots__ = ("centroids", "count")
 
-    def __init__(self, centroids: list[tuple[float, float]] | None = None):
-        self.centroids: list[tuple[float, float]] = centroids or []
-        self.count = sum(c for _, c in self.centroids)
+    def __init__(self, centroids: list[Point] | None = None):
+        self.centroids: list[Point] = centroids or []
+        self.count = sum(map(itemgetter(1), self.centroids))
 
     def add(self, values: Iterable[float]) -> "LatencySketch":
-        """A new sketch with `values` folded in."""
+        """A new sketch with `values` folded in: the same, to the byte, as
+        adding them one by one, or in any chunks, in the same order."""
         values = [float(v) for v in values]
         if not values:
             return self
-        if len(self.centroids) + len(values) <= COMPRESS_AT:
-            return LatencySketch(sorted([*self.centroids, *((v, 1.0) for v in values)]))
-        # Points of count 1 are values, so they go in as values. Stored means
-        # are distinct keys of the package's tree; equal ones are merged all
-        # the same, since a tree insert would replace rather than add.
-        centroids: list[tuple[float, float]] = []
-        for point in self.centroids:
-            if point[1] == 1.0:
-                values.append(point[0])
-            elif centroids and centroids[-1][0] == point[0]:
-                centroids[-1] = (point[0], centroids[-1][1] + point[1])
-            else:
-                centroids.append(point)
-        digest = TDigest(delta=DELTA)
-        # Centroids restored straight into the package's tree, not through its
-        # loader, which re-clusters them as sorted input: t-digest handles that
-        # badly and loses accuracy. Middles first, so that the tree never
-        # rotates: half the time of inserting them in order.
-        tree = digest.C
-        for i in _balanced_order(len(centroids)):
-            mean, count = centroids[i]
-            tree.insert(mean, Centroid(mean, count))
-        digest.n = sum(c for _, c in centroids)
-        # The package re-clustered every centroid and inserted every value one
-        # by one (TDigest.update, ~25 µs each in Python): ~27 ms a fold. Now
-        # the values go in as runs of neighbours, a few values a point, and
-        # the centroids are re-clustered only past COMPRESS_CENTROIDS.
-        points = _runs(centroids, sorted(values), digest.n + len(values))
-        # The package clusters best on unordered input.
-        random.shuffle(points)
-        for mean, count in points:
-            digest.update(mean, count)
-        if len(digest.C) > COMPRESS_CENTROIDS:
-            digest.compress()
-        return LatencySketch([(c.mean, c.count) for c in digest.C.values()])
+        points = self.centroids
+        start = 0
+        # The value that brings the points past COMPRESS_AT closes a fold (a
+        # sketch stored past it, by hand or by an earlier version, folds at
+        # its first value); between folds values only gather, in mean order.
+        while len(points) + len(values) - start > COMPRESS_AT:
+            end = start + max(1, COMPRESS_AT + 1 - len(points))
+            points = _fold(sorted([*points, *((v, 1.0) for v in values[start:end])]))
+            start = end
+        return LatencySketch(sorted([*points, *((v, 1.0) for v in values[start:])]))
 
     def quantile(self, q: float, extra: Iterable[float] = ()) -> float | None:
         """The q-quantile (0..1) of the sketch and `extra` values together,
-        without folding them in; None when both are empty."""
+        without folding them in; None when both are empty.
+
+        Each point stands for its count of values centred on its mean; the
+        quantile interpolates linearly between the midpoints of neighbouring
+        points (the t-digest's own estimate), and is the first or last mean
+        beyond them."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile {q!r} is outside 0..1")
         points = sorted([*self.centroids, *((float(v), 1.0) for v in extra)])
         if not points:
             return None
         total = sum(c for _, c in points)
-        # The tdigest package's interpolation between centroid midpoints.
         target = q * total
         prev_mean, prev_count = points[0]
         cumulative = prev_count / 2
@@ -132,7 +126,87 @@ class LatencySketch:
         return cls(list(zip(flat[0::2], flat[1::2], strict=True)))
 
 
-def _runs(centroids: list[tuple[float, float]], values: list[float], n: float) -> list[tuple[float, float]]:
+class _Digest(TDigest):
+    """The package's t-digest with its one random choice made fixed.
+
+    TDigest.update tries the centroids nearest to a value in an order drawn
+    from the global `random`; there are two only when the value lies exactly
+    halfway between them (common with whole-millisecond durations), and then
+    the draw decides which one takes it. Here only the upper one is offered
+    it. (update still draws from the global random every time, and ignores
+    the draw: a fold moves the global state but never depends on it.)
+
+    What a fold uses of the package beyond TDigest(delta, K), update(x, w)
+    and len(): the tree `C` of centroids by mean (insert(mean, centroid),
+    values() in mean order), the total weight `n` that update's size bound
+    reads, the Centroid(mean, count) class of the tree's values, this
+    method, and that K only sets where the package compresses by itself."""
+
+    def _find_closest_centroids(self, x: float) -> list:
+        return super()._find_closest_centroids(x)[:1]
+
+
+def _fold(points: list[Point]) -> list[Point]:
+    """Sorted points folded into a t-digest's centroids, sorted."""
+    # Points of count 1 are values, so they go in as values. Stored means
+    # are distinct keys of the package's tree; equal ones are merged all
+    # the same, since a tree insert would replace rather than add.
+    centroids: list[Point] = []
+    values: list[float] = []
+    for point in points:
+        if point[1] == 1.0:
+            values.append(point[0])
+        elif centroids and centroids[-1][0] == point[0]:
+            centroids[-1] = (point[0], centroids[-1][1] + point[1])
+        else:
+            centroids.append(point)
+    digest = _new_digest()
+    # Centroids restored straight into the package's tree, not through
+    # TDigest.update, which re-clusters them as sorted input: t-digest
+    # handles that badly and loses accuracy. Middles first, so that the tree
+    # never rotates: half the time of inserting them in order.
+    tree = digest.C
+    for i in _balanced_order(len(centroids)):
+        mean, count = centroids[i]
+        tree.insert(mean, Centroid(mean, count))
+    digest.n = sum(map(itemgetter(1), centroids))
+    # TDigest.update one value at a time costs ~25 µs each in Python: the
+    # values go in as runs of neighbours instead, a few values a point.
+    total = digest.n + len(values)
+    runs = _runs(centroids, values, total)
+    # The package clusters best on unordered input: shuffled by a generator
+    # seeded with the fold's total weight, so the fold stays a function of
+    # its points.
+    rng = random.Random(round(total))
+    for mean, count in _shuffled(runs, rng):
+        digest.update(mean, count)
+    if len(digest) > COMPRESS_CENTROIDS:
+        # Re-clustered here rather than by the package's compress(), which
+        # draws its order from the global random.
+        clustered = [(c.mean, c.count) for c in digest.C.values()]
+        digest = _new_digest()
+        for mean, count in _shuffled(clustered, rng):
+            digest.update(mean, count)
+    return [(c.mean, c.count) for c in digest.C.values()]
+
+
+def _new_digest() -> _Digest:
+    # K sets only where the package compresses by itself (K / delta
+    # centroids), with the global random; infinite, it never does.
+    return _Digest(delta=DELTA, K=math.inf)
+
+
+def _shuffled(items: list, rng: random.Random) -> list:
+    """`items` in a random order drawn from `rng`, in place. Not
+    rng.shuffle: its draws may change between Python versions, while
+    random() is documented to give the same sequence for the same seed."""
+    for i in range(len(items) - 1, 0, -1):
+        j = int(rng.random() * (i + 1))
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def _runs(centroids: Sequence[Point], values: Sequence[float], n: float) -> list[Point]:
     """`values` (sorted) as weighted points (mean, count), for TDigest.update:
     runs of adjacent values merged while the run spans fewer ranks than the
     t-digest size bound 4·n·δ·q(1−q) at both of its ends (q(1−q) is concave,
@@ -141,7 +215,7 @@ def _runs(centroids: list[tuple[float, float]], values: list[float], n: float) -
     between the run's values: bounding only the run's own count merged values
     far apart in rank, and p95 errors reached 28% on 1M values."""
     scale = 4 * DELTA / n  # the bound at rank r: scale * r * (n - r)
-    points: list[tuple[float, float]] = []
+    points: list[Point] = []
     ci, ncent = 0, len(centroids)
     below = 0.0  # weight of the centroids below the current value
     run_sum, run_count, start_bound, start_rank = 0.0, 0, 0.0, 0.0
