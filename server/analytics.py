@@ -240,9 +240,12 @@ class Analytics:
             folded = Checkpoint(rows[-1][0], tally, sketch.to_bytes())
             return len(rows) if store.advance_checkpoint(version_id, cp.last_observation_id, folded) else 0
 
-    def rebuild(self, version_id) -> None:
-        """Recompute a version's checkpoint from its observations alone."""
+    def rebuild(self, version_id, step: int = 10_000) -> None:
+        """Recompute a version's checkpoint from its observations alone: the
+        same bytes as the incremental one (the sketch does not depend on how
+        folds are chunked). In steps, so that no fold holds the checkpoint
+        (and the version's writers) for long."""
         with self.store.transaction():
             self.store.reset_checkpoint(version_id)
-        while self.fold(version_id):
+        while self.fold(version_id, step):
             pass
