@@ -189,6 +189,16 @@ def cmd_accounts_create(args) -> int:
     return 0
 
 
+def cmd_accounts_list(args) -> int:
+    found = _in_database(_open(args), accounts.list_accounts)
+    width = max([len("NAME"), *(len(a.name) for a in found)])
+    print(f"{'NAME':<{width}}  {'CREATED (UTC)':<19}  {'ACTIVE KEYS':>11}  {'REVOKED KEYS':>12}")
+    for a in found:
+        created = f"{a.create_time:%Y-%m-%d %H:%M:%S}"
+        print(f"{a.name:<{width}}  {created:<19}  {a.active_keys:>11}  {a.revoked_keys:>12}")
+    return 0
+
+
 def cmd_keys_create(args) -> int:
     url = _open(args)
     key_id, plain = _in_database(url, lambda: accounts.create_key(args.account))
@@ -267,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_db(acc.add_parser("create", help="create an account; prints its API key last"))
     create.add_argument("name")
     create.set_defaults(run=cmd_accounts_create)
+    al = with_db(acc.add_parser("list", help="list the accounts: names, creation dates, key counts"))
+    al.set_defaults(run=cmd_accounts_list)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION"

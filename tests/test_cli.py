@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import grpc
 import pytest
-from conftest import PG_SKIP_REASON, PG_URL, serve_process
+from conftest import BACKENDS, PG_SKIP_REASON, PG_URL, database_url, serve_process
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.server import cli
@@ -233,6 +233,7 @@ def test_demo_runs_and_prints_what_it_did():
 
 DB_COMMANDS = [
     ("accounts", "create", "team"),
+    ("accounts", "list"),
     ("keys", "create", "team"),
     ("keys", "list", "team"),
     ("keys", "revoke", "key_0000000000000000"),
@@ -400,8 +401,8 @@ def test_an_unexpected_error_is_one_line_asking_for_a_report(monkeypatch, capsys
     def broken(args):
         raise KeyError("boom")
 
-    monkeypatch.setattr(cli, "cmd_keys_list", broken)
-    assert cli.main(["keys", "list", "team"]) == 1
+    monkeypatch.setattr(cli, "cmd_accounts_list", broken)
+    assert cli.main(["accounts", "list"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
@@ -411,6 +412,37 @@ def test_an_unexpected_error_is_one_line_asking_for_a_report(monkeypatch, capsys
 
 
 # -- what the commands print ----------------------------------------------------
+
+
+def _account_rows(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """`accounts list` output as {name: (active keys, revoked keys)}."""
+    assert lines[0].split() == ["NAME", "CREATED", "(UTC)", "ACTIVE", "KEYS", "REVOKED", "KEYS"], lines
+    rows = {}
+    for line in lines[1:]:
+        name, _day, _time, active, revoked = line.split()
+        rows[name] = (int(active), int(revoked))
+    return rows
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_accounts_list_counts_active_and_revoked_keys(kind, tmp_path):
+    with database_url(kind, tmp_path) as db_url:
+        _list_accounts_of(db_url)
+
+
+def _list_accounts_of(db_url: str) -> None:
+    assert _account_rows(_ok(_cli("accounts", "list", "--database-url", db_url))) == {}
+    _last_line_key(_cli("accounts", "create", "zeta", "--database-url", db_url))
+    _last_line_key(_cli("accounts", "create", "alpha", "--database-url", db_url))
+    for _ in range(2):
+        _last_line_key(_cli("keys", "create", "alpha", "--database-url", db_url))
+    first = next(iter(_key_rows(_ok(_cli("keys", "list", "alpha", "--database-url", db_url)))))
+    _ok(_cli("keys", "revoke", first, "--database-url", db_url))
+
+    lines = _ok(_cli("accounts", "list", "--database-url", db_url))
+    assert list(_account_rows(lines)) == ["alpha", "zeta"]
+    assert _account_rows(lines) == {"alpha": (2, 1), "zeta": (1, 0)}
+    assert KEY_PREFIX not in "\n".join(lines)
 
 
 def test_accounts_create_names_the_database(db_url):
