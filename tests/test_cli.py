@@ -222,6 +222,10 @@ def test_demo_runs_and_prints_what_it_did():
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["VERSION"])
     assert lines[header - 1] == "support-classifier"
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["v1", "v2"]
+    # The key itself, and its id said to be one.
+    created = next(line for line in lines if line.startswith("1. "))
+    match = re.fullmatch(r"1\. Created account 'demo'; its API key \(id (key_\w+)\) is (\S+)", created)
+    assert match and match[2].startswith(KEY_PREFIX) and len(match[2]) > len(KEY_PREFIX) + 20, created
 
 
 # -- one line, never a traceback ------------------------------------------------
