@@ -15,10 +15,12 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
-import threading
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from peewee import PeeweeException
@@ -42,6 +44,7 @@ from .settings import (
 USAGE = 2
 FAILED = 1
 DEFAULT_TARGET = "127.0.0.1:50051"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class CommandError(Exception):
@@ -127,6 +130,38 @@ def _check_tls_files(settings: Settings) -> None:
             ) from None
 
 
+@contextmanager
+def _stop_signals() -> Iterator[Callable[[], signal.Signals]]:
+    """Catch SIGTERM and SIGINT; yield a function that blocks until one
+    comes and returns it.
+
+    The kernel hands a signal sent to the process to any of its threads,
+    often one of gRPC's. Python runs the handler in the main thread, and only
+    once that thread runs Python code again, which a main thread blocked on a
+    lock never does: the signal was lost. Whichever thread takes it, Python's
+    C handler writes its number to the wakeup fd, so a main thread blocked
+    reading that always wakes."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = {number: signal.signal(number, lambda *_: None) for number in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(writer.fileno())
+
+    def wait() -> signal.Signals:
+        while True:
+            for number in reader.recv(64):
+                if number in STOP_SIGNALS:
+                    return signal.Signals(number)
+
+    try:
+        yield wait
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        reader.close()
+        writer.close()
+
+
 def cmd_serve(args) -> int:
     settings = from_args(args)  # a bad setting stops here, before anything starts
     _check_serve_environment(settings)
@@ -148,18 +183,6 @@ def cmd_serve(args) -> int:
         if not settings.metrics_listen:
             raise
         raise CommandError(explain_bind_error(settings.metrics_listen, "--metrics-listen")) from None
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info(
-            "%s: stopping; in-flight calls have %.0fs, streams stop at their next message",
-            signal.Signals(signum).name,
-            settings.grace_seconds,
-        )
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     # The host as asked (0.0.0.0 means every interface), the port as bound;
     # the address stands alone after "listening on", for scripts to read.
     host = split_host_port(settings.listen)[0]
@@ -171,9 +194,15 @@ def cmd_serve(args) -> int:
         metrics_host = split_host_port(settings.metrics_listen)[0]
         line += f", metrics on {join_host_port(metrics_host, running.metrics_port)}/metrics"
     line += ")"
-    print(line, flush=True)
-    stop.wait()
-    running.stop()
+    with _stop_signals() as wait_for_signal:
+        print(line, flush=True)
+        received = wait_for_signal()
+        log.info(
+            "%s: stopping; in-flight calls have %.0fs, streams stop at their next message",
+            received.name,
+            settings.grace_seconds,
+        )
+        running.stop()
     log.info("stopped")
     return 0
 

@@ -1,6 +1,7 @@
 """The `promptgauge` command as real subprocesses: accounts and keys on a
 database given by flag or environment, and `serve`'s lifecycle."""
 
+import ctypes
 import dataclasses
 import os
 import re
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 import grpc
@@ -183,6 +185,31 @@ def test_serve_stops_cleanly_on_a_signal(db_url, db_path, sig):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         (version,) = conn.execute("select value from setting where key = 'schema_version'").fetchone()
     assert int(version) >= 1
+
+
+def _signal_a_thread_other_than_main(pid: int, sig: int) -> None:
+    """Deliver `sig` to one of the process's other threads (a gRPC thread), as
+    the kernel may do with any signal sent to the process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill") or not Path(f"/proc/{pid}/task").is_dir():
+        pytest.skip("needs Linux's tgkill and /proc to signal one thread")
+    tids = sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if int(t.name) != pid)
+    assert tids, "serve runs gRPC threads"
+    if libc.tgkill(pid, tids[-1], sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_on_a_signal_that_reached_another_thread(db_url, sig):
+    # Python runs a signal's handler in the main thread, which does not wake
+    # from a lock wait for a signal another thread took: serve must not wait so.
+    key = _last_line_key(_cli("accounts", "create", "sig", "--database-url", db_url))
+    with serve_process(db_url) as (proc, target):
+        with PromptGaugeClient(target, key) as pg:
+            pg.list_prompts()  # every gRPC thread is up
+        _signal_a_thread_other_than_main(proc.pid, sig)
+        assert proc.wait(timeout=20) == 0, "".join(proc.output)
+    assert f"{sig.name}: stopping" in "".join(proc.output)
 
 
 def test_restart_keeps_the_data(db_url):
