@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from urllib.parse import urlparse
 
-INT32_MAX = 2**31 - 1
+from .validation import INT32_MAX
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The schemes storage.open_database accepts.
 SQLITE_SCHEMES = ("sqlite", "sqlite+pool")
@@ -77,6 +78,7 @@ def _optional_address(value: str) -> str | None:
 
 
 def _at_least(low: int) -> Callable[[int], str | None]:
+    # At most a 32-bit int: gRPC's message-size options and the protos' sizes are.
     def check(value: int) -> str | None:
         if value < low:
             return f"must be at least {low}"
