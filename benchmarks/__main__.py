@@ -115,7 +115,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def _process(argv: list[str], ready: str, env: dict | None = None):
-    """A child process that prints `ready ... HOST:PORT` once serving; yields (proc, target)."""
+    """A child process that prints `ready HOST:PORT ...` once serving; yields (proc, target)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     try:
@@ -123,7 +123,7 @@ def _process(argv: list[str], ready: str, env: dict | None = None):
         for line in proc.stdout:
             output.append(line)
             if line.startswith(ready):
-                target = line.split()[-1]
+                target = line[len(ready) :].split()[0]
                 break
         else:
             raise RuntimeError(f"{argv} exited with {proc.wait()} before serving: {''.join(output)}")

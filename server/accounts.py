@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError, fn
 
 from .backends.base import Store
 from .errors import AlreadyExists, NotFound, Unauthenticated
@@ -35,6 +35,14 @@ class KeyInfo:
     account: str
     create_time: datetime
     revoke_time: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    name: str
+    create_time: datetime
+    active_keys: int
+    revoked_keys: int
 
 
 def _hash(plain: str) -> str:
@@ -78,6 +86,22 @@ def list_keys(account_name: str) -> list[KeyInfo]:
     return [
         KeyInfo(k.id, account.name, k.create_time, k.revoke_time)
         for k in ApiKey.select().where(ApiKey.account == account).order_by(ApiKey.create_time)
+    ]
+
+
+def list_accounts() -> list[AccountInfo]:
+    """Every account, by name, with how many of its keys are active and revoked."""
+    # COUNT of a column skips NULLs: COUNT(revoke_time) counts the revoked keys.
+    query = (
+        Account.select(Account.name, Account.create_time, fn.COUNT(ApiKey.id), fn.COUNT(ApiKey.revoke_time))
+        .join(ApiKey, JOIN.LEFT_OUTER)
+        .group_by(Account.id, Account.name, Account.create_time)
+        .order_by(Account.name)
+        .tuples()
+    )
+    return [
+        AccountInfo(name, create_time, keys - revoked, revoked)
+        for name, create_time, keys, revoked in query
     ]
 
 

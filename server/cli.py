@@ -1,76 +1,243 @@
-"""The `promptgauge` command: serve, accounts, keys, demo."""
+"""The `promptgauge` command: serve, accounts, keys, compare, demo.
+
+Whatever goes wrong, a person gets one line on stderr saying what is wrong and
+how to fix it, never a traceback, and an exit code:
+
+- 2, a usage error: the command line or a PROMPTGAUGE_* variable is malformed
+  or out of range (a bad flag value, an unsupported database URL, an invalid
+  account name). Nothing was tried; fix the command.
+- 1, a failure: the command was well formed but could not be carried out (the
+  database or the address cannot be used, a file cannot be read, the account
+  or key does not exist, or a bug, reported as an internal error).
+"""
 
 import argparse
 import logging
 import os
 import signal
+import socket
+import ssl
 import sys
-import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from peewee import PeeweeException
 
 from promptgauge.client import PromptGaugeError
 
 from . import accounts, storage
-from .errors import DomainError
-from .settings import add_arguments, from_args
+from .diagnose import bind_problem, explain_bind_error, explain_database_error
+from .errors import DomainError, InvalidArgument
+from .settings import (
+    SettingError,
+    Settings,
+    add_arguments,
+    flag_name,
+    from_args,
+    join_host_port,
+    mask_url,
+    split_host_port,
+)
+
+USAGE = 2
+FAILED = 1
+DEFAULT_TARGET = "127.0.0.1:50051"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _open(args) -> None:
-    settings = from_args(args)
-    storage.open_database(settings.database_url, max_connections=2)
-    storage.init_schema()
+class CommandError(Exception):
+    """A command could not be carried out; the message is the line to print."""
+
+
+class UsageError(Exception):
+    """The command line is wrong; the message is the line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (and exit code 2 still)."""
+
+    def error(self, message: str):
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _open(args) -> str:
+    """Open the command's database and create or migrate its schema; return its URL."""
+    url = from_args(args, only=("database_url",)).database_url
+    try:
+        storage.open_database(url, max_connections=2)
+        # init_schema raises RuntimeError for a database newer than this code.
+        storage.init_schema()
+    except (PeeweeException, RuntimeError) as error:
+        raise CommandError(explain_database_error(url, error)) from None
+    return url
+
+
+def _in_database(url: str, work):
+    """`work()` in one connection to the open database; a database error
+    becomes one line saying what to fix."""
+    try:
+        with storage.db.connection_context():
+            return work()
+    except PeeweeException as error:
+        raise CommandError(explain_database_error(url, error)) from None
+
+
+def _check_serve_environment(settings: Settings) -> None:
+    """Refuse, before anything starts, addresses that cannot be listened on
+    and files that cannot be read: afterwards the failure would come amid the
+    server's logs, and gRPC would say only "Failed to bind" or, with
+    SO_REUSEPORT, share a port another server holds, splitting the calls
+    between two databases."""
+    for address, setting in ((settings.listen, "--listen"), (settings.metrics_listen, "--metrics-listen")):
+        if address and (problem := bind_problem(address, setting)):
+            raise CommandError(problem)
+    _check_tls_files(settings)
+
+
+def _check_tls_files(settings: Settings) -> None:
+    """The TLS files can be read and are what gRPC needs: OpenSSL loads them
+    as gRPC would, and says when a key does not match its certificate."""
+    for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        if path := getattr(settings, name):
+            try:
+                Path(path).open("rb").close()
+            except OSError as error:
+                raise CommandError(f"{flag_name(name)}={path}: cannot read it: {error.strerror}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if settings.tls_cert_file:
+        try:
+            # An encrypted key must fail here, not prompt: gRPC cannot decrypt it.
+            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file, password=lambda: b"")
+        except ssl.SSLError as error:
+            problem = (
+                "the key is not the certificate's"
+                if error.reason == "KEY_VALUES_MISMATCH"
+                else f"not a PEM certificate chain and its unencrypted private key ({error.reason or error})"
+            )
+            raise CommandError(
+                f"--tls-cert-file={settings.tls_cert_file} and --tls-key-file={settings.tls_key_file}: "
+                f"{problem}"
+            ) from None
+    if settings.tls_client_ca_file:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca_file)
+        except ssl.SSLError as error:
+            raise CommandError(
+                f"--tls-client-ca-file={settings.tls_client_ca_file}: not a PEM CA bundle "
+                f"({error.reason or error})"
+            ) from None
+
+
+@contextmanager
+def _stop_signals() -> Iterator[Callable[[], signal.Signals]]:
+    """Catch SIGTERM and SIGINT; yield a function that blocks until one
+    comes and returns it.
+
+    The kernel hands a signal sent to the process to any of its threads,
+    often one of gRPC's. Python runs the handler in the main thread, and only
+    once that thread runs Python code again, which a main thread blocked on a
+    lock never does: the signal was lost. Whichever thread takes it, Python's
+    C handler writes its number to the wakeup fd, so a main thread blocked
+    reading that always wakes."""
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = {number: signal.signal(number, lambda *_: None) for number in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(writer.fileno())
+
+    def wait() -> signal.Signals:
+        while True:
+            for number in reader.recv(64):
+                if number in STOP_SIGNALS:
+                    return signal.Signals(number)
+
+    try:
+        yield wait
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        reader.close()
+        writer.close()
 
 
 def cmd_serve(args) -> int:
+    settings = from_args(args)  # a bad setting stops here, before anything starts
+    _check_serve_environment(settings)
+
     from .app import start_server
     from .observability import configure_logging
 
-    settings = from_args(args)
     configure_logging(settings.log_level)
     log = logging.getLogger("promptgauge")
     log.info("settings: %s", settings.masked())
-    running = start_server(settings)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
+    try:
+        running = start_server(settings)
+    except RuntimeError as error:
+        # gRPC says only "Failed to bind to address ...": find out why.
+        if settings.listen not in str(error):
+            raise
+        raise CommandError(explain_bind_error(settings.listen)) from None
+    except OSError:
+        if not settings.metrics_listen:
+            raise
+        raise CommandError(explain_bind_error(settings.metrics_listen, "--metrics-listen")) from None
+    # The host as asked (0.0.0.0 means every interface), the port as bound;
+    # the address stands alone after "listening on", for scripts to read.
+    host = split_host_port(settings.listen)[0]
+    line = (
+        f"promptgauge listening on {join_host_port(host, running.port)}"
+        f" (database {mask_url(settings.database_url)}"
+    )
+    if running.metrics_port:
+        metrics_host = split_host_port(settings.metrics_listen)[0]
+        line += f", metrics on {join_host_port(metrics_host, running.metrics_port)}/metrics"
+    line += ")"
+    with _stop_signals() as wait_for_signal:
+        print(line, flush=True)
+        received = wait_for_signal()
         log.info(
             "%s: stopping; in-flight calls have %.0fs, streams stop at their next message",
-            signal.Signals(signum).name,
+            received.name,
             settings.grace_seconds,
         )
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    metrics = f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""
-    print(f"promptgauge listening on {running.target}{metrics}", flush=True)
-    stop.wait()
-    running.stop()
+        running.stop()
     log.info("stopped")
     return 0
 
 
 def cmd_accounts_create(args) -> int:
-    _open(args)
-    with storage.db.connection_context():
-        account_id, key_id, plain = accounts.create_account(args.name)
-    print(f"account {args.name} created (id {account_id}); API key {key_id}, shown only now:")
+    url = _open(args)
+    account_id, key_id, plain = _in_database(url, lambda: accounts.create_account(args.name))
+    print(
+        f"account {args.name} created (id {account_id}) in {mask_url(url)};"
+        f" API key {key_id}, shown only now:"
+    )
     print(plain)
     return 0
 
 
+def cmd_accounts_list(args) -> int:
+    found = _in_database(_open(args), accounts.list_accounts)
+    width = max([len("NAME"), *(len(a.name) for a in found)])
+    print(f"{'NAME':<{width}}  {'CREATED (UTC)':<19}  {'ACTIVE KEYS':>11}  {'REVOKED KEYS':>12}")
+    for a in found:
+        created = f"{a.create_time:%Y-%m-%d %H:%M:%S}"
+        print(f"{a.name:<{width}}  {created:<19}  {a.active_keys:>11}  {a.revoked_keys:>12}")
+    return 0
+
+
 def cmd_keys_create(args) -> int:
-    _open(args)
-    with storage.db.connection_context():
-        key_id, plain = accounts.create_key(args.account)
-    print(f"API key {key_id} created for {args.account}, shown only now:")
+    url = _open(args)
+    key_id, plain = _in_database(url, lambda: accounts.create_key(args.account))
+    print(f"API key {key_id} created for {args.account} in {mask_url(url)}, shown only now:")
     print(plain)
     return 0
 
 
 def cmd_keys_list(args) -> int:
-    _open(args)
-    with storage.db.connection_context():
-        keys = accounts.list_keys(args.account)
+    keys = _in_database(_open(args), lambda: accounts.list_keys(args.account))
     print(f"{'KEY ID':<22} {'CREATED (UTC)':<20} STATUS")
     for key in keys:
         status = f"revoked {key.revoke_time:%Y-%m-%d %H:%M:%S}" if key.revoke_time else "active"
@@ -79,27 +246,39 @@ def cmd_keys_list(args) -> int:
 
 
 def cmd_keys_revoke(args) -> int:
-    _open(args)
-    with storage.db.connection_context():
-        key = accounts.revoke_key(args.key_id)
+    key = _in_database(_open(args), lambda: accounts.revoke_key(args.key_id))
     print(f"API key {key.id} of {key.account} revoked at {key.revoke_time:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
 
 def cmd_compare(args) -> int:
     from promptgauge.client import PromptGaugeClient
+    from promptgauge.client.client import NO_RETRY
     from promptgauge.client.format import comparison_table
 
+    target = args.target or os.environ.get("PROMPTGAUGE_TARGET") or DEFAULT_TARGET
+    source = "--target" if args.target else "PROMPTGAUGE_TARGET"
+    # HOST:PORT is checked here; gRPC's other target forms (dns:///..., unix:...) go as given.
+    if "://" not in target and not target.startswith(("unix:", "ipv4:", "ipv6:")):
+        try:
+            split_host_port(target)
+        except ValueError as error:
+            raise UsageError(f"{source}={target}: {error}") from None
     api_key = args.api_key or os.environ.get("PROMPTGAUGE_API_KEY")
     if not api_key:
-        print("promptgauge: give --api-key or set PROMPTGAUGE_API_KEY", file=sys.stderr)
-        return 2
-    with PromptGaugeClient(args.target, api_key) as pg:
+        raise UsageError("give --api-key or set PROMPTGAUGE_API_KEY")
+    # One try: a person at the terminal wants the reason now, not after retries.
+    with PromptGaugeClient(target, api_key, retry=NO_RETRY) as pg:
         try:
             print(comparison_table(pg.compare_prompt_versions(args.name)))
         except PromptGaugeError as error:
-            print(f"promptgauge: {error}", file=sys.stderr)
-            return 1
+            if error.code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") and not error.reason:
+                # No reason from a promptgauge server: the call never reached one.
+                raise CommandError(
+                    f"no promptgauge server answers at --target={target} ({error.message}): "
+                    "start `promptgauge serve` there, or fix --target"
+                ) from None
+            raise CommandError(str(error)) from None
     return 0
 
 
@@ -110,9 +289,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="promptgauge", description="Prompt versioning and per-version outcome analytics."
-    )
+    parser = _Parser(prog="promptgauge", description="Prompt versioning and per-version outcome analytics.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gRPC server")
@@ -129,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_db(acc.add_parser("create", help="create an account; prints its API key last"))
     create.add_argument("name")
     create.set_defaults(run=cmd_accounts_create)
+    al = with_db(acc.add_parser("list", help="list the accounts: names, creation dates, key counts"))
+    al.set_defaults(run=cmd_accounts_list)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -147,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("name")
     compare.add_argument(
         "--target",
-        default=os.environ.get("PROMPTGAUGE_TARGET", "127.0.0.1:50051"),
-        help="server address HOST:PORT (env PROMPTGAUGE_TARGET; default 127.0.0.1:50051)",
+        help=f"server address HOST:PORT (env PROMPTGAUGE_TARGET; default {DEFAULT_TARGET})",
     )
     compare.add_argument("--api-key", help="API key (env PROMPTGAUGE_API_KEY)")
     compare.set_defaults(run=cmd_compare)
@@ -158,13 +336,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(line: str, code: int) -> int:
+    print("promptgauge: " + " ".join(line.split()), file=sys.stderr)
+    return code
+
+
+def _internal_error(error: Exception) -> str:
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    where = f"{Path(frame.filename).name}:{frame.lineno}"
+    return f"internal error: {type(error).__name__}: {error} (at {where}); please report it"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except (SettingError, UsageError) as error:
+        return _fail(str(error), USAGE)
+    except InvalidArgument as error:
+        return _fail(error.message, USAGE)
     except DomainError as error:
-        print(f"promptgauge: {error.message}", file=sys.stderr)
-        return 1
+        return _fail(error.message, FAILED)
+    except CommandError as error:
+        return _fail(str(error), FAILED)
+    except SystemExit as error:
+        # What start-up code refuses with a message (an unreadable TLS file).
+        if isinstance(error.code, str):
+            return _fail(error.code, FAILED)
+        raise
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback, for a person
+        return _fail(_internal_error(error), FAILED)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def run_demo(out=print) -> int:
             out(f"promptgauge demo: server on {running.target}, database {url}\n")
             with storage.db.connection_context():
                 _, key_id, api_key = accounts.create_account("demo")
-            out(f"1. Created account 'demo' with API key {key_id}.")
+            # The database goes with the demo, so showing the key costs nothing.
+            out(f"1. Created account 'demo'; its API key (id {key_id}) is {api_key}")
 
             with PromptGaugeClient(running.target, api_key) as pg:
                 v1 = pg.create_prompt_version(NAME, V1, description="Initial version: direct classification")

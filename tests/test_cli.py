@@ -1,17 +1,25 @@
 """The `promptgauge` command as real subprocesses: accounts and keys on a
 database given by flag or environment, and `serve`'s lifecycle."""
 
+import ctypes
 import dataclasses
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
 
+import grpc
 import pytest
-from conftest import serve_process
+from conftest import BACKENDS, PG_SKIP_REASON, PG_URL, database_url, serve_process
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
+from promptgauge.server import cli
 from promptgauge.server.accounts import KEY_PREFIX
 from promptgauge.server.settings import Settings, env_name
 
@@ -179,6 +187,31 @@ def test_serve_stops_cleanly_on_a_signal(db_url, db_path, sig):
     assert int(version) >= 1
 
 
+def _signal_a_thread_other_than_main(pid: int, sig: int) -> None:
+    """Deliver `sig` to one of the process's other threads (a gRPC thread), as
+    the kernel may do with any signal sent to the process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill") or not Path(f"/proc/{pid}/task").is_dir():
+        pytest.skip("needs Linux's tgkill and /proc to signal one thread")
+    tids = sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if int(t.name) != pid)
+    assert tids, "serve runs gRPC threads"
+    if libc.tgkill(pid, tids[-1], sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_on_a_signal_that_reached_another_thread(db_url, sig):
+    # Python runs a signal's handler in the main thread, which does not wake
+    # from a lock wait for a signal another thread took: serve must not wait so.
+    key = _last_line_key(_cli("accounts", "create", "sig", "--database-url", db_url))
+    with serve_process(db_url) as (proc, target):
+        with PromptGaugeClient(target, key) as pg:
+            pg.list_prompts()  # every gRPC thread is up
+        _signal_a_thread_other_than_main(proc.pid, sig)
+        assert proc.wait(timeout=20) == 0, "".join(proc.output)
+    assert f"{sig.name}: stopping" in "".join(proc.output)
+
+
 def test_restart_keeps_the_data(db_url):
     key = _last_line_key(_cli("accounts", "create", "keeper", "--database-url", db_url))
     with serve_process(db_url) as (proc, target):
@@ -216,3 +249,266 @@ def test_demo_runs_and_prints_what_it_did():
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["VERSION"])
     assert lines[header - 1] == "support-classifier"
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["v1", "v2"]
+    # The key itself, and its id said to be one.
+    created = next(line for line in lines if line.startswith("1. "))
+    match = re.fullmatch(r"1\. Created account 'demo'; its API key \(id (key_\w+)\) is (\S+)", created)
+    assert match and match[2].startswith(KEY_PREFIX) and len(match[2]) > len(KEY_PREFIX) + 20, created
+
+
+# -- one line, never a traceback ------------------------------------------------
+
+# Every command, run as a person would, with a bad value: argparse's own
+# errors, a setting out of range (flag or environment), a database that cannot
+# be used, an address that cannot be listened on. {tmp} is the test's
+# directory, {busy} a port a socket of the test listens on.
+
+DB_COMMANDS = [
+    ("accounts", "create", "team"),
+    ("accounts", "list"),
+    ("keys", "create", "team"),
+    ("keys", "list", "team"),
+    ("keys", "revoke", "key_0000000000000000"),
+]
+BAD_DATABASES = [
+    # (URL, exit code, words the line must hold)
+    ("sqlite:///{tmp}/missing/x.db", 1, ["directory", "/missing does not exist", "--database-url"]),
+    ("postgresql://postgres:s3cret@127.0.0.1:1/test", 1,
+     ["postgresql://postgres:***@127.0.0.1:1/test", "nothing accepts connections at 127.0.0.1:1"]),
+    ("mysql://root:s3cret@127.0.0.1/test", 2,
+     ["--database-url=", "mysql://root:***@", "unsupported scheme 'mysql'"]),
+    ("{tmp}/x.db", 2, ["--database-url=", "not a database URL", "sqlite:///PATH"]),
+]
+SERVE_BAD_SETTINGS = [
+    (["--listen", "nonsense"], ["--listen=nonsense", "HOST:PORT"]),
+    (["--listen", "127.0.0.1:99999"], ["--listen=127.0.0.1:99999", "0-65535"]),
+    (["--listen", "::1:50051"], ["--listen=::1:50051", "[::1]:50051"]),
+    (["--listen", ":50051"], ["--listen=:50051", "host"]),
+    (["--workers", "0"], ["--workers=0", "at least 1"]),
+    (["--workers", "-3"], ["--workers=-3", "at least 1"]),
+    (["--max-message-bytes", "0"], ["--max-message-bytes=0", "at least 1"]),
+    (["--max-message-bytes", str(2**31)], ["--max-message-bytes=", "at most"]),
+    (["--max-template-bytes", "-1"], ["--max-template-bytes=-1", "at least 1"]),
+    (["--max-records-per-message", "0"], ["--max-records-per-message=0", "at least 1"]),
+    (["--max-stream-errors", "-1"], ["--max-stream-errors=-1", "at least 0"]),
+    (["--max-page-size", "0"], ["--max-page-size=0", "at least 1"]),
+    (["--grace-seconds", "-1"], ["--grace-seconds=-1", "0 or more"]),
+    (["--grace-seconds", "nan"], ["--grace-seconds=nan", "finite"]),
+    (["--database-timeout-seconds", "0"], ["--database-timeout-seconds=0", "more than 0"]),
+    (["--health-check-seconds", "inf"], ["--health-check-seconds=inf", "finite"]),
+    (["--log-level", "LOUD"], ["--log-level=LOUD", "DEBUG, INFO, WARNING, ERROR"]),
+    (["--metrics-listen", "9100"], ["--metrics-listen=9100", "HOST:PORT"]),
+    (["--tls-cert-file", "{tmp}/c.pem"], ["--tls-cert-file=", "both --tls-cert-file and --tls-key-file"]),
+    (["--database-url", "sqlite://x.db"], ["--database-url=sqlite://x.db", "sqlite:///"]),
+    (["--database-url", "postgresql://u:s3cret@db.internal/"], ["u:***@", "name the database"]),
+    (["--database-url", "mysql://u@h/d"], ["--database-url=mysql://u@h/d", "unsupported scheme"]),
+]
+
+
+def _cases():
+    for command in DB_COMMANDS:
+        for url, code, words in BAD_DATABASES:
+            yield pytest.param([*command, "--database-url", url], {}, code, words,
+                               id=f"{' '.join(command[:2])}:{url.split(':')[0]}-{code}")
+    for flags, words in SERVE_BAD_SETTINGS:
+        yield pytest.param(["serve", *flags], {}, 2, words, id="serve" + "".join(flags))
+    environment = [
+        ("serve", {"PROMPTGAUGE_WORKERS": "many"}, ["PROMPTGAUGE_WORKERS=many", "whole number"]),
+        ("serve", {"PROMPTGAUGE_LISTEN": "127.0.0.1:-1"}, ["PROMPTGAUGE_LISTEN=127.0.0.1:-1", "HOST:PORT"]),
+        ("serve", {"PROMPTGAUGE_GRACE_SECONDS": "soon"}, ["PROMPTGAUGE_GRACE_SECONDS=soon", "not a float"]),
+        ("keys list team", {"PROMPTGAUGE_DATABASE_URL": "oracle://u:s3cret@h/d"},
+         ["PROMPTGAUGE_DATABASE_URL=", "oracle://u:***@h/d", "unsupported scheme"]),
+    ]
+    for command, env, words in environment:
+        yield pytest.param(command.split(), env, 2, words, id=f"env-{command}-{next(iter(env))}")
+    usage = [
+        ([], "required: COMMAND"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["keys"], "required: ACTION"),
+        (["accounts", "create"], "required: name"),
+        (["keys", "revoke", "--database-url"], "expected one argument"),
+        (["serve", "--workers", "many"], "invalid int value: 'many'"),
+        (["serve", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["demo", "--fast"], "unrecognized arguments: --fast"),
+        (["compare"], "required: name"),
+    ]
+    for args, words in usage:
+        yield pytest.param(args, {}, 2, [words, "--help"], id="usage-" + "-".join(args))
+    compare = [
+        (["--target", "127.0.0.1:99999", "--api-key", "k"], 2, ["--target=127.0.0.1:99999", "0-65535"]),
+        (["--target", "nonsense", "--api-key", "k"], 2, ["--target=nonsense", "HOST:PORT"]),
+        (["--target", "127.0.0.1:1"], 2, ["--api-key", "PROMPTGAUGE_API_KEY"]),
+        (["--target", "127.0.0.1:1", "--api-key", "k"], 1, ["no promptgauge server answers", "127.0.0.1:1"]),
+    ]
+    for flags, code, words in compare:
+        yield pytest.param(["compare", "p", *flags], {}, code, words, id="compare" + "".join(flags))
+    environment_problems = [
+        # Well-formed, but this machine cannot do it: nothing starts.
+        (["--listen", "127.0.0.1:{busy}"], ["address 127.0.0.1:{busy} is in use", "--listen"]),
+        (["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:{busy}"],
+         ["address 127.0.0.1:{busy} is in use", "--metrics-listen"]),
+        (["--listen", "192.0.2.1:0"], ["192.0.2.1 is not an address of this machine"]),
+        (["--listen", "no-such-host.invalid:0"], ["host no-such-host.invalid does not resolve"]),
+        (["--tls-cert-file", "{tmp}/none.pem", "--tls-key-file", "{tmp}/none.key"],
+         ["--tls-cert-file=", "/none.pem: cannot read it"]),
+    ]
+    for flags, words in environment_problems:
+        yield pytest.param(["serve", *flags], {}, 1, words, id="serve-env" + "".join(flags))
+
+
+def assert_one_line(result: subprocess.CompletedProcess, code: int, words: list[str]) -> str:
+    """The command failed with `code` and said so in one line holding `words`."""
+    everything = result.stdout + result.stderr
+    assert "Traceback" not in everything, everything
+    assert "internal error" not in everything, everything
+    assert "s3cret" not in everything, everything
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("promptgauge"), result.stderr
+    assert result.stdout == "", result.stdout
+    assert result.returncode == code, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port():
+    """A port this test listens on, as another server would."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, env, code, words", list(_cases()))
+def test_every_command_says_what_is_wrong_in_one_line(tmp_path, busy_port, args, env, code, words):
+    values = {"tmp": tmp_path, "busy": busy_port}
+    result = _cli(*(a.format(**values) for a in args), env=_env(**env))
+    assert_one_line(result, code, [w.format(**values) for w in words])
+    # Nothing started: no database was created, nothing was served.
+    assert list(tmp_path.iterdir()) == []
+
+
+def _pg_url(database: str) -> str:
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    return urlparse(PG_URL)._replace(path="/" + database, query="").geturl()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", DB_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_postgresql_database_that_does_not_exist_says_createdb(command):
+    url = _pg_url("no_such_db_xyz")
+    assert_one_line(
+        _cli(*command, "--database-url", url),
+        1,
+        ["database no_such_db_xyz does not exist", "createdb no_such_db_xyz", "--database-url"],
+    )
+
+
+@pytest.mark.postgres
+def test_an_unknown_postgresql_role_is_named():
+    parsed = urlparse(_pg_url("test"))
+    url = parsed._replace(netloc=f"no_such_role_xyz:s3cret@{parsed.hostname}:{parsed.port or 5432}").geturl()
+    assert_one_line(
+        _cli("keys", "list", "team", "--database-url", url),
+        1,
+        ["no_such_role_xyz:***@", "role no_such_role_xyz does not exist", "createuser"],
+    )
+
+
+def test_a_second_server_on_a_port_in_use_refuses_to_start(tmp_path):
+    first_db, second_db = tmp_path / "first.db", tmp_path / "second.db"
+    with serve_process(f"sqlite:///{first_db}") as (proc, target):
+        second = _cli("serve", "--listen", target, "--database-url", f"sqlite:///{second_db}")
+        assert_one_line(second, 1, [f"address {target} is in use", "another promptgauge serve?"])
+        assert not second_db.exists()
+        assert proc.poll() is None
+        with PromptGaugeClient(target, "pgk_nobody") as pg, pytest.raises(PromptGaugeError) as err:
+            pg.list_prompts()
+        assert err.value.code.name == "UNAUTHENTICATED"  # the first server still answers
+
+
+def test_an_unexpected_error_is_one_line_asking_for_a_report(monkeypatch, capsys):
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli, "cmd_accounts_list", broken)
+    assert cli.main(["accounts", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "promptgauge: internal error: KeyError: 'boom' (at test_cli.py:"
+        f"{broken.__code__.co_firstlineno + 1}); please report it"
+    ]
+
+
+# -- what the commands print ----------------------------------------------------
+
+
+def _account_rows(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """`accounts list` output as {name: (active keys, revoked keys)}."""
+    assert lines[0].split() == ["NAME", "CREATED", "(UTC)", "ACTIVE", "KEYS", "REVOKED", "KEYS"], lines
+    rows = {}
+    for line in lines[1:]:
+        name, _day, _time, active, revoked = line.split()
+        rows[name] = (int(active), int(revoked))
+    return rows
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_accounts_list_counts_active_and_revoked_keys(kind, tmp_path):
+    with database_url(kind, tmp_path) as db_url:
+        _list_accounts_of(db_url)
+
+
+def _list_accounts_of(db_url: str) -> None:
+    assert _account_rows(_ok(_cli("accounts", "list", "--database-url", db_url))) == {}
+    _last_line_key(_cli("accounts", "create", "zeta", "--database-url", db_url))
+    _last_line_key(_cli("accounts", "create", "alpha", "--database-url", db_url))
+    for _ in range(2):
+        _last_line_key(_cli("keys", "create", "alpha", "--database-url", db_url))
+    first = next(iter(_key_rows(_ok(_cli("keys", "list", "alpha", "--database-url", db_url)))))
+    _ok(_cli("keys", "revoke", first, "--database-url", db_url))
+
+    lines = _ok(_cli("accounts", "list", "--database-url", db_url))
+    assert list(_account_rows(lines)) == ["alpha", "zeta"]
+    assert _account_rows(lines) == {"alpha": (2, 1), "zeta": (1, 0)}
+    assert KEY_PREFIX not in "\n".join(lines)
+
+
+def test_accounts_create_names_the_database(db_url):
+    lines = _ok(_cli("accounts", "create", "where", "--database-url", db_url))
+    assert f"in {db_url};" in lines[0]
+
+
+def _first_line_of_serve(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "promptgauge.server.cli", "serve", *args],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+def test_serve_prints_the_address_it_bound_and_the_masked_database():
+    # A database that does not answer: the server starts all the same.
+    url = "postgresql://promptgauge:s3cret@127.0.0.1:1/promptgauge"
+    proc, line = _first_line_of_serve("--listen", "0.0.0.0:0", "--database-url", url,
+                                      "--metrics-listen", "0.0.0.0:0")
+    try:
+        match = re.fullmatch(
+            r"promptgauge listening on 0\.0\.0\.0:(\d+)"
+            r" \(database (\S+), metrics on 0\.0\.0\.0:(\d+)/metrics\)",
+            line,
+        )
+        assert match, line
+        assert match[2] == "postgresql://promptgauge:***@127.0.0.1:1/promptgauge"
+        port = int(match[1])
+        assert port != 0
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{match[3]}/metrics", timeout=10) as answer:
+            assert b"promptgauge_rpcs" in answer.read()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+

@@ -156,14 +156,22 @@ def test_tls_still_needs_the_api_key(pki, db_url):
         (["--tls-cert-file", "{server}"], "both --tls-cert-file and --tls-key-file"),
         (["--tls-client-ca-file", "{ca}"], "--tls-client-ca-file needs"),
         (["--tls-cert-file", "/nonexistent.crt", "--tls-key-file", "{server_key}"], "cannot read"),
+        (["--tls-cert-file", "{server}", "--tls-key-file", "{client_key}"], "key is not the certificate's"),
+        (["--tls-cert-file", "{server_key}", "--tls-key-file", "{server_key}"], "not a PEM certificate"),
+        (["--tls-cert-file", "{server}", "--tls-key-file", "{server_key}", "--tls-client-ca-file",
+          "{server_key}"], "--tls-client-ca-file={server_key}: not a PEM CA bundle"),
     ],
 )
 def test_incomplete_tls_settings_stop_the_server_with_a_clear_message(pki, db_url, flags, message):
-    args = [f.format(**{k: str(v) for k, v in pki.items()}) for f in flags]
+    values = {k: str(v) for k, v in pki.items()}
+    args = [f.format(**values) for f in flags]
     result = subprocess.run(
         [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", "127.0.0.1:0",
          "--database-url", db_url, *args],
         capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode != 0
-    assert message in result.stderr
+    # One line, before anything started: no log, no database.
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert message.format(**values) in result.stderr
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()
