@@ -155,7 +155,8 @@ def start_server(settings: Settings) -> RunningServer:
     try:
         health_servicer = asyncio.run_coroutine_threadsafe(_new_health_servicer(), loop).result()
         database_health = DatabaseHealth(
-            _HealthPublisher(health_servicer, loop), SERVICE_NAMES, settings.health_check_seconds
+            _HealthPublisher(health_servicer, loop), SERVICE_NAMES, settings.health_check_seconds,
+            settings.database_url,
         )
         registry = PromptRegistry(
             store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes

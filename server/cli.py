@@ -166,7 +166,7 @@ def cmd_serve(args) -> int:
     settings = from_args(args)  # a bad setting stops here, before anything starts
     _check_serve_environment(settings)
 
-    from .app import start_server
+    from .app import StartupError, start_server
     from .observability import configure_logging
 
     configure_logging(settings.log_level)
@@ -174,11 +174,9 @@ def cmd_serve(args) -> int:
     log.info("settings: %s", settings.masked())
     try:
         running = start_server(settings)
-    except RuntimeError as error:
-        # gRPC says only "Failed to bind to address ...": find out why.
-        if settings.listen not in str(error):
-            raise
-        raise CommandError(explain_bind_error(settings.listen)) from None
+    except StartupError as error:
+        # gRPC says only that it could not bind: find out why.
+        raise CommandError(bind_problem(settings.listen) or str(error)) from None
     except OSError:
         if not settings.metrics_listen:
             raise

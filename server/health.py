@@ -14,6 +14,7 @@ from collections.abc import Callable
 from grpc_health.v1 import health_pb2
 
 from . import storage
+from .diagnose import explain_database_error
 from .models import db
 
 log = logging.getLogger("promptgauge.health")
@@ -39,8 +40,10 @@ class DatabaseHealth:
     one given when it does."""
 
     def __init__(self, publish: Callable[[tuple[str, ...], int], None], services: tuple[str, ...],
-                 interval: float):
+                 interval: float, database_url: str = ""):
         self.publisher = publish
+        self.database_url = database_url
+        self._reported: bool | None = None  # the state last logged; None before the first
         self.names = ("", *services)
         self.interval = interval
         self.schema_ready = False
@@ -91,11 +94,15 @@ class DatabaseHealth:
             return
         if error is not None:
             self.last_error = describe(error)
-        if ok != self.serving:
+        if ok != self._reported:
             if ok:
                 log.info("database answers: serving")
             else:
-                log.warning("database unavailable, not serving: %s", self.last_error)
+                # What the operator must fix (a missing directory, a database
+                # that does not exist) or wait for (PostgreSQL restarting).
+                log.error("database unavailable, not serving: %s",
+                          explain_database_error(self.database_url, error))
+            self._reported = ok
         self.serving = ok
         self._publish(SERVING if ok else NOT_SERVING)
 

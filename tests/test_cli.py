@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import grpc
 import pytest
-from conftest import BACKENDS, PG_SKIP_REASON, PG_URL, database_url, serve_process
+from conftest import BACKENDS, PG_URL, database_url, serve_process, skip_without_postgres
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
 from promptgauge.server import cli
@@ -390,7 +390,7 @@ def test_every_command_says_what_is_wrong_in_one_line(tmp_path, busy_port, args,
 
 def _pg_url(database: str) -> str:
     if not PG_URL:
-        pytest.skip(PG_SKIP_REASON)
+        skip_without_postgres()
     return urlparse(PG_URL)._replace(path="/" + database, query="").geturl()
 
 

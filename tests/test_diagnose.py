@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import psycopg2
 import pytest
-from conftest import PG_SKIP_REASON, PG_URL
+from conftest import PG_URL, skip_without_postgres
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 
 from promptgauge.server import diagnose
@@ -170,7 +170,7 @@ def test_postgresql_refusing_connections_for_real():
 @pytest.mark.postgres
 def test_postgresql_database_that_does_not_exist_for_real():
     if not PG_URL:
-        pytest.skip(PG_SKIP_REASON)
+        skip_without_postgres()
     url = urlparse(PG_URL)._replace(path="/no_such_db_xyz", query="")
     with pytest.raises(psycopg2.OperationalError) as error:
         psycopg2.connect(url.geturl(), connect_timeout=5)

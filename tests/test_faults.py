@@ -5,6 +5,7 @@ UNAVAILABLE with a clear message, health says NOT_SERVING, and the server
 recovers by itself once the database is back, with nothing half-written."""
 
 import glob
+import json
 import os
 import shutil
 import sqlite3
@@ -168,9 +169,16 @@ def test_server_started_before_its_database_serves_once_it_answers(cluster):
 
 
 def test_a_wrong_database_url_is_unavailable_with_a_clear_message(tmp_path):
-    with refused_port() as port, serve_process(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+    with refused_port() as port, serve_process(f"postgresql://postgres:s3cret@127.0.0.1:{port}/postgres",
                                                *QUICK) as (proc, target):
         assert _health(target) == NOT_SERVING
+        # The operator hears it at once, at ERROR, with what to do; never the password.
+        (logged,) = [json.loads(line) for line in proc.output
+                     if line.startswith("{") and "database unavailable" in line][:1]
+        assert logged["level"] == "ERROR"
+        assert f"postgresql://postgres:***@127.0.0.1:{port}/postgres" in logged["message"]
+        assert "is PostgreSQL running" in logged["message"]
+        assert "s3cret" not in "".join(proc.output)
         with PromptGaugeClient(target, "pgk_anything", retry=NO_RETRY) as pg:
             error = _unavailable(pg.list_prompts)
         assert "pgk_anything" not in error.message
@@ -220,3 +228,14 @@ def test_a_read_only_sqlite_file_is_unavailable_then_recovers_when_writable(tmp_
             assert pg.create_prompt_version("p", "Answer {q}").version == 1
     finally:
         _chattr("-i", path)
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_logged_with_what_to_fix(tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing' / 'promptgauge.db'}"
+    with serve_process(url, *QUICK) as (proc, target):
+        assert _health(target) == NOT_SERVING
+        (logged,) = [json.loads(line) for line in proc.output
+                     if line.startswith("{") and "database unavailable" in line][:1]
+        assert logged["level"] == "ERROR"
+        assert f"{tmp_path / 'missing'}" in logged["message"] and "does not exist" in logged["message"]
+        assert "try again" not in logged["message"]

@@ -26,11 +26,12 @@ from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
 from ..models import Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
+from ..settings import POSTGRES_SCHEMES
 from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
 from .base import Checkpoint, TraceRow, Usage
 from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, table
 
-SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+SCHEMES = POSTGRES_SCHEMES
 
 
 class _PooledPostgres(PooledPostgresqlDatabase):

@@ -14,11 +14,12 @@ from peewee import Database
 from playhouse.db_url import connect
 
 from ..models import Prompt, PromptVersion, Trace, UsageLink, db
+from ..settings import SQLITE_SCHEMES
 from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
 from .base import Checkpoint, NewObservation, TraceRow, Usage
 from .sql import LINK_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, placeholders, table
 
-SCHEMES = ("sqlite", "sqlite+pool")
+SCHEMES = SQLITE_SCHEMES
 
 # WAL lets readers run beside the one writer; synchronous=FULL makes every
 # acknowledged commit survive a power cut, not only a crash of the process;
