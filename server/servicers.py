@@ -7,7 +7,7 @@ is async and hands each batch to a worker, so an idle stream holds no thread.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import collections
 
 from google.protobuf import timestamp_pb2
 
@@ -138,48 +138,51 @@ _VIEWS = frozenset(analytics_pb2.ComparisonView.values())
 # arrived: a commit (an fsync on SQLite) per message of one record would bound
 # a stream to a few hundred records a second. A larger message is stored alone.
 GROUP_RECORDS = 500
-_END = object()
 
 
-async def _groups(messages: AsyncIterator, field: str, records: int, depth: int = 256) -> AsyncIterator[list]:
-    """Lists of messages, each the next one and those behind it that have
-    already arrived, while their `field`s add up to at most `records`. The
-    stream is read ahead by a task of its own while a group is stored; an
-    error of the stream comes after the messages that preceded it."""
-    queue: asyncio.Queue = asyncio.Queue(depth)  # bounded: a fast client waits for the database
+class _Pipeline:
+    """A stream's records stored in order, one group after another on a
+    worker, while the next group gathers what arrives meanwhile: a group is
+    sent as soon as the one before it is stored (at once, if none is being
+    stored), whether or not more arrives. A worker and a connection are
+    taken per group, so an idle stream holds neither; and what was read is
+    stored even if the call ends (a deadline) before the stream does."""
 
-    async def read() -> None:
-        try:
-            async for message in messages:
-                await queue.put(message)
-            await queue.put(_END)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - handed to the consumer, in order
-            await queue.put(error)
+    def __init__(self, workers: Workers, store, summary: _Summary):
+        self.workers = workers
+        self.store = store  # a list of stream records -> their results, on a worker
+        self.summary = summary
+        self.group: list = []
+        self.sent: collections.deque[asyncio.Future] = collections.deque()  # in order
 
-    reader = asyncio.ensure_future(read())
-    try:
-        item = await queue.get()
-        while item is not _END:
-            if isinstance(item, Exception):
-                raise item
-            group, size, item = [item], len(getattr(item, field)), None
-            while not queue.empty():
-                following = queue.get_nowait()
-                if following is _END or isinstance(following, Exception):
-                    item = following
-                    break
-                size += len(getattr(following, field))
-                if size > records:
-                    item = following
-                    break
-                group.append(following)
-            yield group
-            if item is None:
-                item = await queue.get()
-    finally:
-        reader.cancel()
+    async def add(self, records) -> None:
+        self.group.extend(records)
+        if self.sent and not self.sent[-1].done() and len(self.group) >= GROUP_RECORDS:
+            await asyncio.wait([self.sent[-1]])  # a fast client waits for the database
+        self._send()
+        self._count()
+
+    async def close(self) -> None:
+        """Wait until everything added is stored; raise a group's error."""
+        while self.sent or self.group:
+            if self.sent:
+                await asyncio.wait([self.sent[-1]])
+            self._count()
+            self._send()
+
+    def _send(self, _done: asyncio.Future | None = None) -> None:
+        busy = self.sent and not self.sent[-1].done()
+        if self.group and not busy and not (_done is not None and _done.exception()):
+            storing = asyncio.ensure_future(self.workers.run(self.store, self.group))
+            storing.add_done_callback(self._send)  # the next group goes at once
+            self.sent.append(storing)
+            self.group = []
+
+    def _count(self) -> None:
+        """Add the results of the groups stored so far to the summary, in order;
+        raise a group's error."""
+        while self.sent and self.sent[0].done():
+            self.summary.add(self.summary.message.received, self.sent.popleft().result())
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -223,24 +226,26 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         connection are taken per group, never for the stream's whole life."""
         caller = current_caller()
         summary = _Summary(kind, self.max_errors)
+        pipeline = _Pipeline(
+            self.workers, lambda records: record(caller, [to_fields(r) for r in records]), summary
+        )
         number = 0
-        async for group in _groups(request_iterator, field, GROUP_RECORDS):
-            fields = []
-            for message in group:
-                items = getattr(message, field)
-                if len(items) > self.max_records:
-                    if fields:  # the messages before it are stored, as they would be alone
-                        summary.add(summary.message.received, await self.workers.run(record, caller, fields))
+        try:
+            async for message in request_iterator:
+                records = getattr(message, field)
+                if len(records) > self.max_records:
                     raise InvalidArgument(
-                        f"stream message {number} has {len(items)} {field}; the limit is "
+                        f"stream message {number} has {len(records)} {field}; the limit is "
                         f"{self.max_records} per message (earlier messages were stored)",
                         field=field,
                         reason="TOO_MANY_RECORDS",
                     )
-                fields.extend(to_fields(i) for i in items)
+                await pipeline.add(records)
                 number += 1
-            if fields:
-                summary.add(summary.message.received, await self.workers.run(record, caller, fields))
+        except DomainError:
+            await pipeline.close()  # the messages before the one at fault are stored
+            raise
+        await pipeline.close()
         return summary.message
 
     async def StreamTraceOutcomes(self, request_iterator, context):

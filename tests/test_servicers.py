@@ -160,3 +160,19 @@ def test_an_unknown_view_is_invalid_argument():
     with pytest.raises(InvalidArgument) as error:
         servicer.ComparePromptVersions(analytics_pb2.ComparePromptVersionsRequest(name="p", view=9), None)
     assert error.value.field == "view"
+
+
+def test_a_group_that_fails_ends_the_stream_with_its_error_after_the_groups_before_it():
+    class Failing(Analytics):
+        def record_usage(self, caller, fields):
+            if any(trace == "boom" for _, _, trace, _ in fields):
+                raise RuntimeError("the database went away")
+            return super().record_usage(caller, fields)
+
+    analytics = Failing()
+    servicer = _servicer(analytics)
+    with pytest.raises(RuntimeError, match="went away"):
+        messages = _stream(_usage("a"), _usage("b"), _usage("boom"), _usage("c"))
+        asyncio.run(servicer.StreamUsage(messages, None))
+    stored = [f[2] for batch in analytics.batches for f in batch]
+    assert stored[0] == "a" and "boom" not in stored
