@@ -18,7 +18,6 @@ Health and reflection pass untouched.
 """
 
 import asyncio
-import contextlib
 import contextvars
 import inspect
 import logging
@@ -134,33 +133,38 @@ def _is_sync(behavior: Callable) -> bool:
 
 class _Interceptor(grpc.aio.ServerInterceptor):
     """Wraps the handlers of promptgauge's own services; `wrap` returns the
-    new behaviour for a handler's behaviour."""
+    handler with the new behaviour. A method's handler is wrapped once and
+    kept: what differs per call is read from the call's context."""
+
+    def __init__(self):
+        self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None or not details.method.startswith(_OWN_SERVICES):
             return handler
-        return self.wrap(handler, details)
+        wrapped = self._wrapped.get(handler)
+        if wrapped is None:
+            wrapped = self._wrapped[handler] = self.wrap(handler, details.method)
+        return wrapped
 
-    def wrap(self, handler: grpc.RpcMethodHandler, details) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         raise NotImplementedError
 
 
-def _around(handler: grpc.RpcMethodHandler, scope: Callable) -> grpc.RpcMethodHandler:
-    """An async handler whose call runs, its whole span, inside
-    `scope(request, context)`, an async context manager; what the scope
-    yields is the request the handler gets."""
+def _admitting(handler: grpc.RpcMethodHandler, admit: Callable) -> grpc.RpcMethodHandler:
+    """An async handler that first awaits `admit(request, context)`, which
+    may refuse the call (raise) or hand on another request."""
     behavior = _behavior(handler)
     if inspect.isasyncgenfunction(behavior):
         async def streaming(request, context):
-            async with scope(request, context) as request:
-                async for response in behavior(request, context):
-                    yield response
+            request = await admit(request, context)
+            async for response in behavior(request, context):
+                yield response
         return _rebuilt(handler, streaming)
 
     async def unary(request, context):
-        async with scope(request, context) as request:
-            return await behavior(request, context)
+        return await behavior(await admit(request, context), context)
     return _rebuilt(handler, unary)
 
 
@@ -196,24 +200,37 @@ class Observe(_Interceptor):
     """One log line and one metric sample per call, when it ends, with the
     status code its caller got. Never a key or a template."""
 
-    def wrap(self, handler, details):
-        method = details.method
+    def wrap(self, handler, method):
+        behavior = _behavior(handler)
+        if inspect.isasyncgenfunction(behavior):
+            async def streaming(request, context):
+                started, call = time.perf_counter(), Call(method)
+                token = _call.set(call)
+                error = None
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except BaseException as raised:
+                    error = raised
+                    raise
+                finally:
+                    _call.reset(token)
+                    _record(method, _code_of(error, context), time.perf_counter() - started, call, context)
+            return _rebuilt(handler, streaming)
 
-        @contextlib.asynccontextmanager
-        async def observed(request, context):
+        async def unary(request, context):
             started, call = time.perf_counter(), Call(method)
             token = _call.set(call)
             error = None
             try:
-                yield request
+                return await behavior(request, context)
             except BaseException as raised:
                 error = raised
                 raise
             finally:
                 _call.reset(token)
                 _record(method, _code_of(error, context), time.perf_counter() - started, call, context)
-
-        return _around(handler, observed)
+        return _rebuilt(handler, unary)
 
 
 def _record(method: str, code: grpc.StatusCode, seconds: float, call: Call, context) -> None:
@@ -259,6 +276,7 @@ class MapErrors(_Interceptor):
     anything else to INTERNAL with the details in the log."""
 
     def __init__(self, health: DatabaseHealth | None, max_message_bytes: int):
+        super().__init__()
         self.health = health
         self.max_message_bytes = max_message_bytes
 
@@ -284,8 +302,7 @@ class MapErrors(_Interceptor):
             )
         return response
 
-    def wrap(self, handler, details):
-        method = details.method
+    def wrap(self, handler, method):
         behavior = _behavior(handler)
         deserialize = handler.request_deserializer
 
@@ -336,6 +353,7 @@ class HealthGate(_Interceptor):
     another replica, or after the restart) and nothing is lost or doubled."""
 
     def __init__(self, health: DatabaseHealth | None, draining):
+        super().__init__()
         self.health = health
         self.draining = draining
 
@@ -349,17 +367,18 @@ class HealthGate(_Interceptor):
                 )
             yield request
 
-    def wrap(self, handler, details):
-        @contextlib.asynccontextmanager
-        async def admitted(request, context):
+    def wrap(self, handler, method):
+        streaming = handler.request_streaming
+
+        async def admit(request, context):
             if self.health is not None and not self.health.schema_ready:
                 raise errors.Unavailable(
                     f"the database is unavailable ({self.health.last_error}); try again",
                     reason="DATABASE_UNAVAILABLE",
                 )
-            yield self._messages(request) if handler.request_streaming else request
+            return self._messages(request) if streaming else request
 
-        return _around(handler, admitted)
+        return _admitting(handler, admit)
 
 
 class ConnectionScope(_Interceptor):
@@ -369,15 +388,16 @@ class ConnectionScope(_Interceptor):
     a worker and a connection per unit of work (Workers.run)."""
 
     def __init__(self, workers: Workers):
+        super().__init__()
         self.workers = workers
 
-    def wrap(self, handler, details):
+    def wrap(self, handler, method):
         behavior = _behavior(handler)
         if not _is_sync(behavior):
             return handler
         if handler.request_streaming or handler.response_streaming:
             # A thread would be held for the stream's whole life, idle or not.
-            raise TypeError(f"{details.method}: a streaming handler must be async")
+            raise TypeError(f"{method}: a streaming handler must be async")
         workers = self.workers
 
         async def offloaded(request, context):
@@ -392,30 +412,36 @@ class Authenticate(_Interceptor):
     work of its own, before its first message."""
 
     def __init__(self, store: Store, workers: Workers):
+        super().__init__()
         self.store = store
         self.workers = workers
 
-    def wrap(self, handler, details):
-        authorization = dict(details.invocation_metadata or ()).get("authorization")
+    def wrap(self, handler, method):
         behavior = _behavior(handler)
         store = self.store
 
         def identify(caller: Caller) -> None:
             call = _call.get(None)
             if call is None:  # no Observe: a call record of our own
-                call = Call(details.method)
+                call = Call(method)
                 _call.set(call)
             call.caller = caller
 
         if _is_sync(behavior):
             def checked(request, context):
-                identify(authenticate(store, authorization))
+                identify(authenticate(store, _authorization(context)))
                 return behavior(request, context)
             return _rebuilt(handler, checked)
 
-        @contextlib.asynccontextmanager
         async def identified(request, context):
-            identify(await self.workers.run(authenticate, store, authorization))
-            yield request
+            identify(await self.workers.run(authenticate, store, _authorization(context)))
+            return request
 
-        return _around(handler, identified)
+        return _admitting(handler, identified)
+
+
+def _authorization(context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value
+    return None

@@ -39,11 +39,19 @@ RECORDS = Counter(
 )
 
 
+_series: dict[tuple[str, str], tuple] = {}  # (method, code) -> its counter and histogram
+
+
 def observe_rpc(method: str, code: str, seconds: float) -> None:
     """Count one finished RPC; `method` is the full /package.Service/Method path."""
-    _, service, name = method.split("/", 2) if method.count("/") == 2 else ("", "", method)
-    RPCS.labels(service, name, code).inc()
-    RPC_SECONDS.labels(service, name, code).observe(seconds)
+    series = _series.get((method, code))
+    if series is None:
+        # labels() looks its child up under a lock on every call: once is enough.
+        _, service, name = method.split("/", 2) if method.count("/") == 2 else ("", "", method)
+        series = (RPCS.labels(service, name, code), RPC_SECONDS.labels(service, name, code))
+        _series[method, code] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def count_records(kind: str, recorded: int, duplicates: int, rejected: int) -> None:

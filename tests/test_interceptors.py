@@ -351,8 +351,7 @@ def test_a_response_stream_past_its_deadline_is_logged_as_such(harness):
 
 def test_a_blocking_streaming_handler_is_refused_when_wrapped():
     scope = ConnectionScope(Workers(1))
-    details = type("Details", (), {"method": f"/{SERVICE}/Blocking", "invocation_metadata": ()})()
     for factory in (grpc.stream_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler):
         with pytest.raises(TypeError, match="must be async"):
-            scope.wrap(factory(lambda r, c: None), details)
+            scope.wrap(factory(lambda r, c: None), f"/{SERVICE}/Blocking")
     scope.workers.shutdown()
