@@ -58,9 +58,10 @@ def recluster_often(monkeypatch):
 # -- accuracy ----------------------------------------------------------------
 
 
-def test_p95_of_100k_lognormal_durations_folded_in_chunks_is_within_half_a_percent():
+def test_p95_of_30k_lognormal_durations_folded_in_chunks_is_within_half_a_percent():
+    # 30,000 values: ~30 folds into centroids (the benchmark's (e) takes 1M).
     rng = random.Random(20240611)
-    values = [rng.lognormvariate(5.0, 0.8) for _ in range(100_000)]
+    values = [rng.lognormvariate(5.0, 0.8) for _ in range(30_000)]
     # The way checkpoints fold: in chunks, through the stored bytes.
     folded = _fold_in_chunks(values, iter(lambda: 1000, None))
     assert folded.count == pytest.approx(len(values))
@@ -92,9 +93,9 @@ def test_p95_of_whole_millisecond_durations_reclustered_often_is_within_half_a_p
 def test_the_same_values_give_the_same_bytes_whatever_the_global_random_state(reclustering, request):
     if reclustering == "often":
         request.getfixturevalue("recluster_often")
-    values = _whole_ms(8_000, seed=3)
+    values = _whole_ms(5_000, seed=3)
     results = set()
-    for seed in (1, 2, 3, 12345):
+    for seed in (1, 2, 12345):
         random.seed(seed)
         results.add(_fold_in_chunks(values, iter(lambda: 200, None)).to_bytes())
     assert len(results) == 1
@@ -108,12 +109,12 @@ def test_folding_in_any_chunks_gives_the_bytes_of_folding_200_at_a_time(recluste
     checkpoint = _fold_in_chunks(values, iter(lambda: 200, None))
     assert len(checkpoint.centroids) < COMPRESS_AT < len(values)  # folds happened
     irregular = random.Random(9)
-    for sizes in (
-        iter(lambda: 1, None),  # one value at a time
-        iter(lambda: irregular.randint(1, 2_500), None),
-        iter(lambda: 100_000, None),  # a rebuild's chunk: everything at once
+    for sizes, through_bytes in (
+        (iter(lambda: 1, None), False),  # one value at a time
+        (iter(lambda: irregular.randint(1, 2_500), None), True),
+        (iter(lambda: 100_000, None), True),  # a rebuild's chunk: everything at once
     ):
-        assert _fold_in_chunks(values, sizes).to_bytes() == checkpoint.to_bytes()
+        assert _fold_in_chunks(values, sizes, through_bytes=through_bytes).to_bytes() == checkpoint.to_bytes()
     assert _fold_in_chunks(values, iter(lambda: 137, None), through_bytes=False).to_bytes() == (
         checkpoint.to_bytes()
     )
