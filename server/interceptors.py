@@ -204,33 +204,44 @@ class Observe(_Interceptor):
         behavior = _behavior(handler)
         if inspect.isasyncgenfunction(behavior):
             async def streaming(request, context):
-                started, call = time.perf_counter(), Call(method)
-                token = _call.set(call)
-                error = None
+                span = _Span(method, context)
                 try:
                     async for response in behavior(request, context):
                         yield response
-                except BaseException as raised:
-                    error = raised
+                except BaseException as error:
+                    span.error = error
                     raise
                 finally:
-                    _call.reset(token)
-                    _record(method, _code_of(error, context), time.perf_counter() - started, call, context)
+                    span.end()
             return _rebuilt(handler, streaming)
 
         async def unary(request, context):
-            started, call = time.perf_counter(), Call(method)
-            token = _call.set(call)
-            error = None
+            span = _Span(method, context)
             try:
                 return await behavior(request, context)
-            except BaseException as raised:
-                error = raised
+            except BaseException as error:
+                span.error = error
                 raise
             finally:
-                _call.reset(token)
-                _record(method, _code_of(error, context), time.perf_counter() - started, call, context)
+                span.end()
         return _rebuilt(handler, unary)
+
+
+class _Span:
+    """One call, from its start to its status: its record, and what ended it."""
+
+    __slots__ = ("method", "context", "started", "call", "token", "error")
+
+    def __init__(self, method: str, context):
+        self.method, self.context = method, context
+        self.started, self.call = time.perf_counter(), Call(method)
+        self.token = _call.set(self.call)
+        self.error: BaseException | None = None
+
+    def end(self) -> None:
+        _call.reset(self.token)
+        seconds = time.perf_counter() - self.started
+        _record(self.method, _code_of(self.error, self.context), seconds, self.call, self.context)
 
 
 def _record(method: str, code: grpc.StatusCode, seconds: float, call: Call, context) -> None:
