@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from importlib import resources
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -203,7 +204,7 @@ class Dashboard:
     def _to_sign_in(request: web.Request) -> web.Response:
         target = "/signin"
         if request.method == "GET" and request.path_qs != "/":
-            target += "?" + web.URL.build(query={"next": request.path_qs}).query_string
+            target += "?" + urlencode({"next": request.path_qs}, safe="/")
         return _redirect(target)
 
     async def _viewer_page(self, request: web.Request, build, *args):
