@@ -404,4 +404,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__; the commands it imports (remote_commands)
+    # import it as promptgauge.server.cli. Run that one, so there is one of each exception.
+    from promptgauge.server.cli import main as _main
+
+    sys.exit(_main())

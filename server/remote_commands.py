@@ -12,7 +12,6 @@ INVALID_ARGUMENT is wrong (nothing was done), 1 for any other failure.
 """
 
 import argparse
-import difflib
 import itertools
 import json
 import os
@@ -30,6 +29,7 @@ from promptgauge.v1 import prompts_pb2
 from .cli import DEFAULT_TARGET, CommandError, UsageError
 from .errors import InvalidArgument
 from .settings import split_host_port
+from .templates import unified_diff
 from .validation import INT32_MAX, check_name
 
 CONNECTION_ENV = {
@@ -338,27 +338,16 @@ def cmd_prompts_render(args) -> int:
     return 0
 
 
-def unified_diff(name: str, before: prompts_pb2.PromptVersion, after: prompts_pb2.PromptVersion) -> str:
-    """The templates' unified diff, as `diff -u` writes it ("" when they are the same)."""
-    return "".join(
-        difflib.unified_diff(
-            before.template_text.splitlines(keepends=True),
-            after.template_text.splitlines(keepends=True),
-            fromfile=f"{name} v{before.version}",
-            tofile=f"{name} v{after.version}",
-        )
-    )
-
-
 def cmd_prompts_diff(args) -> int:
     with connect(args) as pg:
         before = pg.get_prompt_version(args.name, args.from_version)
         after = pg.get_prompt_version(args.name, args.to_version)
-    diff = unified_diff(args.name, before, after)
+    labels = f"{args.name} v{before.version}", f"{args.name} v{after.version}"
+    diff = unified_diff(before.template_text, after.template_text, *labels)
     if args.json:
         print(json.dumps({"unifiedDiff": diff}, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(diff if diff.endswith("\n") or not diff else diff + "\n")
+        sys.stdout.write(diff)
     return 0
 
 

@@ -417,13 +417,15 @@ def test_charts_escape_their_labels_and_scale_to_the_axis():
 
 
 def test_side_by_side_pairs_changed_lines():
-    rows = side_by_side("a\nb\nc", "a\nB\nc\nd")
+    rows = side_by_side("a\nb\nc\n", "a\nB\nc\nd")
     assert [(r.kind, r.left_number, r.left, r.right_number, r.right) for r in rows] == [
         ("equal", 1, "a", 1, "a"),
         ("change", 2, "b", 2, "B"),
         ("equal", 3, "c", 3, "c"),
         ("insert", None, "", 4, "d"),
     ]
+    # A final newline that one side lacks is a change, though the lines read alike.
+    assert [r.kind for r in side_by_side("a\n", "a")] == ["change"]
 
 
 def test_the_client_and_the_dashboard_share_one_server(server, api_key):

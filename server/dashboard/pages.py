@@ -11,7 +11,7 @@ from datetime import datetime
 
 import jinja2
 
-from .. import accounts
+from .. import accounts, templates
 from ..accounts import Caller
 from ..analytics import Analytics, VersionMetrics
 from ..backends.base import Store
@@ -77,9 +77,13 @@ class DiffRow:
 
 
 def side_by_side(before: str, after: str) -> list[DiffRow]:
-    a, b = before.splitlines(), after.splitlines()
+    """Lines compared with their endings (a missing final newline is a
+    change), shown without them."""
+    a = [line.removesuffix("\n") for line in before.splitlines(keepends=True)]
+    b = [line.removesuffix("\n") for line in after.splitlines(keepends=True)]
+    keys_a, keys_b = before.splitlines(keepends=True), after.splitlines(keepends=True)
     rows = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
         if tag == "equal":
             pairs = zip(range(i1, i2), range(j1, j2), strict=True)
             rows += [DiffRow("equal", i + 1, a[i], j + 1, b[j]) for i, j in pairs]
@@ -95,10 +99,9 @@ def side_by_side(before: str, after: str) -> list[DiffRow]:
 
 
 def unified(name: str, before: VersionView, after: VersionView) -> list[str]:
-    return list(difflib.unified_diff(
-        before.template_text.splitlines(), after.template_text.splitlines(),
-        fromfile=f"{name} v{before.version}", tofile=f"{name} v{after.version}", lineterm="",
-    ))
+    return templates.unified_diff(
+        before.template_text, after.template_text, f"{name} v{before.version}", f"{name} v{after.version}"
+    ).splitlines()
 
 
 def positive_int(raw: str | None, field: str) -> int | None:
