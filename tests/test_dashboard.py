@@ -401,10 +401,11 @@ def test_a_signed_but_malformed_payload_is_no_session():
 
 
 @pytest.mark.parametrize(
-    "value, expected", [(0, 1.0), (0.3, 0.5), (1, 1), (3609, 5000), (2.4, 2.5), (100, 100)]
+    "value, expected",
+    [(0, 1.0), (0.3, 0.3), (1, 1), (3609, 4000), (5700, 6000), (2.4, 2.5), (100, 100), (121, 150)],
 )
 def test_nice_maximum(value, expected):
-    assert charts.nice_maximum(value) == expected
+    assert charts.nice_maximum(value) == pytest.approx(expected)
 
 
 def test_charts_escape_their_labels_and_scale_to_the_axis():

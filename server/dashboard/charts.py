@@ -16,12 +16,17 @@ AXIS_HEIGHT = 22
 PLOT_WIDTH = WIDTH - LABEL_WIDTH - TEXT_WIDTH
 
 
+# Axis ends whose quarters are round numbers too.
+_NICE_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+
+
 def nice_maximum(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value (> 0)."""
+    """The smallest round number (one of _NICE_STEPS times a power of ten)
+    that is >= value; 1 for nothing to show."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in _NICE_STEPS:
         if step * power >= value * (1 - 1e-12):
             return step * power
     return 10 * power
