@@ -216,7 +216,8 @@ def _parent(version: prompts_pb2.PromptVersion) -> str:
 
 def cmd_prompts_list(args) -> int:
     with connect(args) as pg:
-        versions = list(pg.iter_prompts(page_size=200))
+        # The server's default page size: a larger one could pass its --max-page-size.
+        versions = list(pg.iter_prompts())
     if args.json:
         print_json(prompts_pb2.ListPromptsResponse(prompt_versions=versions))
         return 0
@@ -234,7 +235,7 @@ def cmd_prompts_list(args) -> int:
 
 def cmd_prompts_versions(args) -> int:
     with connect(args) as pg:
-        versions = list(pg.iter_prompt_versions(args.name, page_size=200))
+        versions = list(pg.iter_prompt_versions(args.name))
     if args.json:
         print_json(prompts_pb2.ListPromptVersionsResponse(prompt_versions=versions))
         return 0

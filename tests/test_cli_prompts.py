@@ -288,3 +288,14 @@ def test_the_commands_run_as_a_real_program(server, api_key, tmp_path):
     assert (rendered.returncode, rendered.stdout) == (0, "From a file: yes\n")
     missing = program("prompts", "show", "real@2")
     assert missing.returncode == 1 and missing.stdout == "" and len(missing.stderr.splitlines()) == 1
+
+
+def test_lists_follow_every_page(run, client):
+    for n in range(55):  # more than one page of the server's default 50
+        client.create_prompt_version("long", f"v{n + 1}")
+    client.create_prompt_version("short", "s")
+    code, out, _ = run("prompts", "versions", "long")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [f"v{n}" for n in range(55, 0, -1)]
+    assert run("prompts", "list")[1].splitlines()[1].split()[:4] == ["long", "v55", "v55", "55"]
+    assert len(json.loads(run("prompts", "list", "--json")[1])["promptVersions"]) == 56

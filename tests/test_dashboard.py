@@ -435,3 +435,31 @@ def test_the_client_and_the_dashboard_share_one_server(server, api_key):
     web = Web(server.dashboard_url)
     web.sign_in(api_key)
     assert 'data-name="shared-one"' in web.get("/")[2]
+
+
+def test_a_multipart_upload_in_place_of_a_field_is_no_value(signed_in, client):
+    client.create_prompt_version("upload", "one")
+    client.create_prompt_version("upload", "two", activate=False)
+    token = signed_in.csrf("/")
+    boundary = "xyzzy"
+    parts = [("csrf_token", token, None), ("version", "2", "v.txt")]
+    body = (
+        "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+            + (f'; filename="{filename}"' if filename else "")
+            + f"\r\n\r\n{value}\r\n"
+            for name, value, filename in parts
+        )
+        + f"--{boundary}--\r\n"
+    )
+    request = urllib.request.Request(
+        signed_in.base + "/prompts/upload/activate",
+        data=body.encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        status = signed_in.opener.open(request, timeout=30).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    assert status == 400
+    assert _active(client, "upload") == 1

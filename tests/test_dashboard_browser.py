@@ -266,11 +266,13 @@ def test_a_post_without_the_pages_token_is_refused(tab, browser, server, backend
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_every_page_at_desktop_and_phone_width(browser, server, backend, client, api_key, viewport):
-    name = _classifier(client)
-    client.create_prompt_version(
-        "welcome-email", "Hello {name}, welcome to {product}!", description="onboarding"
-    )
+def test_every_page_at_desktop_and_phone_width(browser, server, backend, viewport):
+    api_key = make_account("acme")  # a name fit for the screenshots in docs/
+    with PromptGaugeClient(server.target, api_key) as client:
+        name = _classifier(client)
+        client.create_prompt_version(
+            "welcome-email", "Hello {name}, welcome to {product}!", description="onboarding"
+        )
     tab = Tab(browser, server.dashboard_url, backend, viewport)
     try:
         tab.go("/signin")

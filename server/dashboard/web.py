@@ -226,7 +226,9 @@ class Dashboard:
     async def _checked_form(self, request: web.Request):
         """The form of a POST, its session and secret; 403 unless the form's
         CSRF token is the session's."""
-        form = await request.post()
+        posted = await request.post()
+        # Text fields only: a multipart upload under a field's name is no value.
+        form = {k: v for k, v in posted.items() if isinstance(v, str)}
         secret = await self._secret_key()
         session = sessions.decode(secret, request.cookies.get(sessions.COOKIE))
         if not sessions.csrf_ok(secret, session, form.get("csrf_token")):
