@@ -352,6 +352,15 @@ def cmd_prompts_diff(args) -> int:
     return 0
 
 
+def add_command(group: argparse._SubParsersAction, name: str, run, help: str) -> argparse.ArgumentParser:
+    """An ACTION of a command group that talks to a server: the connection
+    flags and --json come with it; `run(args)` returns the exit code."""
+    sub = group.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+    add_connection_arguments(sub)
+    sub.set_defaults(run=run)
+    return sub
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """`promptgauge prompts ...`, beside the other commands."""
     prompts = commands.add_parser(
@@ -359,10 +368,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def command(name: str, run, help: str) -> argparse.ArgumentParser:
-        sub = prompts.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
-        add_connection_arguments(sub)
-        sub.set_defaults(run=run)
-        return sub
+        return add_command(prompts, name, run, help)
 
     command("list", cmd_prompts_list, "list the prompts: active and latest version, version count")
 
