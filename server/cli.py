@@ -5,10 +5,12 @@ how to fix it, never a traceback, and an exit code:
 
 - 2, a usage error: the command line or a PROMPTGAUGE_* variable is malformed
   or out of range (a bad flag value, an unsupported database URL, an invalid
-  account name). Nothing was tried; fix the command.
+  account name), or a server refused the request as INVALID_ARGUMENT. Nothing
+  was done; fix the command.
 - 1, a failure: the command was well formed but could not be carried out (the
-  database or the address cannot be used, a file cannot be read, the account
-  or key does not exist, or a bug, reported as an internal error).
+  database or the address cannot be used, no server answers, a file cannot be
+  read, the account, key or prompt does not exist, or a bug, reported as an
+  internal error).
 """
 
 import argparse
