@@ -47,7 +47,9 @@ def _why_no_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API holds an event loop in this thread while it
+# runs, which would stop later tests from calling asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     reason = _why_no_browser()
     if reason:
@@ -178,6 +180,7 @@ def test_promote_and_roll_back_through_the_page(tab, client, api_key):
     tab.sign_in(api_key)
     tab.go(f"/prompts/{name}")
     tab.page.click('#comparison tr[data-version="3"] a:text("Promote")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=3")
     assert tab.page.locator("h1").inner_text() == f"Promote {name} to v3?"
     assert client.get_prompt_version(name).version == 2  # nothing happens before confirming
     tab.page.click("#confirm")
@@ -187,10 +190,13 @@ def test_promote_and_roll_back_through_the_page(tab, client, api_key):
     assert (active.version, active.is_active) == (3, True)
 
     tab.page.click('#comparison tr[data-version="1"] a:text("Roll back")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=1")
     assert tab.page.locator("h1").inner_text() == f"Roll back {name} to v1?"
     tab.page.click("a:text('Cancel')")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}")
     assert client.get_prompt_version(name).version == 3
     tab.page.click('#comparison tr[data-version="1"] a:text("Roll back")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=1")
     tab.page.click("#confirm")
     tab.page.wait_for_url(f"{tab.base}/prompts/{name}?activated=1")
     assert client.get_prompt_version(name).version == 1
