@@ -236,7 +236,7 @@ def _start_dashboard(settings: Settings, pages: Pages, workers: Workers, health:
     tls = None
     if settings.tls_cert_file:
         tls = tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
-    dashboard = Dashboard(pages, workers, health, tls)
+    dashboard = Dashboard(pages, workers, health, tls, settings.grace_seconds)
     try:
         asyncio.run_coroutine_threadsafe(dashboard.start(settings.http_listen), loop).result()
     except OSError:

@@ -96,8 +96,9 @@ class Dashboard:
     """The web dashboard of one server: `await start(address)`, `await stop()`."""
 
     def __init__(self, pages: Pages, workers: Workers, health: DatabaseHealth | None,
-                 tls: ssl.SSLContext | None = None):
+                 tls: ssl.SSLContext | None = None, grace_seconds: float = 10.0):
         self.pages = pages
+        self.grace_seconds = grace_seconds
         self.workers = workers
         self.health = health
         self.tls = tls
@@ -122,7 +123,10 @@ class Dashboard:
 
     async def start(self, address: str) -> int:
         sock = bind(address)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # On stop, pages in flight get the gRPC calls' grace, then are cut.
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=self.grace_seconds
+        )
         await self._runner.setup()
         await web.SockSite(self._runner, sock, ssl_context=self.tls).start()
         self.port = sock.getsockname()[1]
