@@ -1,4 +1,6 @@
-"""Plain-text rendering of a comparison, for terminals and logs."""
+"""Plain-text tables for terminals and logs: a comparison, and any aligned table."""
+
+from collections.abc import Collection, Iterable, Sequence
 
 from promptgauge.v1 import analytics_pb2
 
@@ -28,3 +30,16 @@ def comparison_table(response: analytics_pb2.ComparePromptVersionsResponse) -> s
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Collection[int] = ()) -> str:
+    """An aligned plain-text table: columns two spaces apart, those whose
+    index is in `numeric` aligned right, no trailing spaces (greppable, and
+    as wide as its widest cell: nothing is wrapped or cut for a terminal)."""
+    rows = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = zip(row, widths, strict=True)
+        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(cells)))
+    return "\n".join(line.rstrip() for line in lines)

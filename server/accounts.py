@@ -117,6 +117,21 @@ def revoke_key(key_id: str) -> KeyInfo:
         return KeyInfo(key.id, key.account.name, key.create_time, key.revoke_time)
 
 
+def key_holder(key_id: str) -> tuple[Caller, str]:
+    """The caller and account name behind a key id (a dashboard session holds
+    the id, never the key); Unauthenticated once the key is revoked or gone."""
+    row = (
+        ApiKey.select(ApiKey.id, ApiKey.revoke_time, Account.id, Account.name)
+        .join(Account)
+        .where(ApiKey.id == key_id)
+        .tuples()
+        .first()
+    )
+    if row is None or row[1] is not None:
+        raise Unauthenticated("invalid or revoked API key")
+    return Caller(account_id=row[2], key_id=row[0]), row[3]
+
+
 def authenticate(store: Store, authorization: str | None) -> Caller:
     """The caller behind an `authorization: Bearer <key>` value."""
     if not authorization:

@@ -19,13 +19,16 @@ from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, promp
 
 from . import storage
 from .analytics import Analytics
+from .dashboard.pages import Pages
+from .dashboard.web import Dashboard, tls_context
+from .diagnose import explain_bind_error
 from .health import DatabaseHealth
 from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, Observe
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
 from .servicers import AnalyticsServicer, PromptServicer
-from .settings import Settings
+from .settings import Settings, join_host_port, split_host_port
 from .workers import Workers
 
 log = logging.getLogger("promptgauge")
@@ -51,6 +54,7 @@ class RunningServer:
     settings: Settings
     draining: threading.Event
     metrics_server: object | None = None
+    dashboard: Dashboard | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -70,6 +74,22 @@ class RunningServer:
     def metrics_port(self) -> int | None:
         return self.metrics_server.server_port if self.metrics_server else None
 
+    @property
+    def http_port(self) -> int | None:
+        """The dashboard's port, when it serves one (--http-listen)."""
+        return self.dashboard.port if self.dashboard else None
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The dashboard's address for a browser on this machine."""
+        if self.dashboard is None:
+            return None
+        host = split_host_port(self.settings.http_listen)[0]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        scheme = "https" if self.dashboard.tls else "http"
+        return f"{scheme}://{join_host_port(host, self.dashboard.port)}"
+
     def _on_loop(self, coroutine, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
@@ -81,6 +101,8 @@ class RunningServer:
             return
         self.health.stop()
         self.draining.set()
+        if self.dashboard is not None:
+            self._on_loop(self.dashboard.stop())
         self._on_loop(self.health_servicer.enter_graceful_shutdown())
         self._on_loop(self.server.stop(self.settings.grace_seconds if grace is None else grace))
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -180,6 +202,11 @@ def start_server(settings: Settings) -> RunningServer:
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
         ), loop).result()
+        dashboard = None
+        if settings.http_listen:
+            dashboard = _start_dashboard(
+                settings, Pages(registry, analytics, store), workers, database_health, server, loop
+            )
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         workers.shutdown()
@@ -191,6 +218,7 @@ def start_server(settings: Settings) -> RunningServer:
     running = RunningServer(
         server=server, loop=loop, port=port, health=database_health, health_servicer=health_servicer,
         workers=workers, settings=settings, draining=draining, metrics_server=metrics_server,
+        dashboard=dashboard,
     )
     log.info(
         "promptgauge serving on %s (%s); database %s",
@@ -199,6 +227,22 @@ def start_server(settings: Settings) -> RunningServer:
         "ready" if database_health.serving else f"unavailable: {database_health.last_error}",
     )
     return running
+
+
+def _start_dashboard(settings: Settings, pages: Pages, workers: Workers, health: DatabaseHealth,
+                     server: grpc.aio.Server, loop: asyncio.AbstractEventLoop) -> Dashboard:
+    """The dashboard on the server's loop, with the gRPC port's TLS; if it
+    cannot listen, the gRPC server it would have joined stops too."""
+    tls = None
+    if settings.tls_cert_file:
+        tls = tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    dashboard = Dashboard(pages, workers, health, tls, settings.grace_seconds)
+    try:
+        asyncio.run_coroutine_threadsafe(dashboard.start(settings.http_listen), loop).result()
+    except OSError:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result()
+        raise StartupError(explain_bind_error(settings.http_listen, "--http-listen")) from None
+    return dashboard
 
 
 async def _new_health_servicer() -> health.aio.HealthServicer:

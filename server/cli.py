@@ -1,17 +1,20 @@
-"""The `promptgauge` command: serve, accounts, keys, compare, demo.
+"""The `promptgauge` command: serve, accounts, keys, prompts, compare, demo.
 
 Whatever goes wrong, a person gets one line on stderr saying what is wrong and
 how to fix it, never a traceback, and an exit code:
 
 - 2, a usage error: the command line or a PROMPTGAUGE_* variable is malformed
   or out of range (a bad flag value, an unsupported database URL, an invalid
-  account name). Nothing was tried; fix the command.
+  account name), or a server refused the request as INVALID_ARGUMENT. Nothing
+  was done; fix the command.
 - 1, a failure: the command was well formed but could not be carried out (the
-  database or the address cannot be used, a file cannot be read, the account
-  or key does not exist, or a bug, reported as an internal error).
+  database or the address cannot be used, no server answers, a file cannot be
+  read, the account, key or prompt does not exist, or a bug, reported as an
+  internal error).
 """
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -90,7 +93,11 @@ def _check_serve_environment(settings: Settings) -> None:
     server's logs, and gRPC would say only "Failed to bind" or, with
     SO_REUSEPORT, share a port another server holds, splitting the calls
     between two databases."""
-    for address, setting in ((settings.listen, "--listen"), (settings.metrics_listen, "--metrics-listen")):
+    for address, setting in (
+        (settings.listen, "--listen"),
+        (settings.metrics_listen, "--metrics-listen"),
+        (settings.http_listen, "--http-listen"),
+    ):
         if address and (problem := bind_problem(address, setting)):
             raise CommandError(problem)
     _check_tls_files(settings)
@@ -191,6 +198,10 @@ def cmd_serve(args) -> int:
     if running.metrics_port:
         metrics_host = split_host_port(settings.metrics_listen)[0]
         line += f", metrics on {join_host_port(metrics_host, running.metrics_port)}/metrics"
+    if running.dashboard is not None:
+        scheme = "https" if running.dashboard.tls else "http"
+        http_host = split_host_port(settings.http_listen)[0]
+        line += f", dashboard on {scheme}://{join_host_port(http_host, running.http_port)}/"
     line += ")"
     with _stop_signals() as wait_for_signal:
         print(line, flush=True)
@@ -216,8 +227,20 @@ def cmd_accounts_create(args) -> int:
     return 0
 
 
+def _utc_json(value) -> str | None:
+    """A naive UTC datetime as protobuf's JSON mapping writes a Timestamp."""
+    return None if value is None else value.isoformat(timespec="microseconds").removesuffix(".000000") + "Z"
+
+
 def cmd_accounts_list(args) -> int:
     found = _in_database(_open(args), accounts.list_accounts)
+    if args.json:
+        print(json.dumps({"accounts": [
+            {"name": a.name, "createTime": _utc_json(a.create_time), "activeKeys": a.active_keys,
+             "revokedKeys": a.revoked_keys}
+            for a in found
+        ]}, indent=2))
+        return 0
     width = max([len("NAME"), *(len(a.name) for a in found)])
     print(f"{'NAME':<{width}}  {'CREATED (UTC)':<19}  {'ACTIVE KEYS':>11}  {'REVOKED KEYS':>12}")
     for a in found:
@@ -236,6 +259,13 @@ def cmd_keys_create(args) -> int:
 
 def cmd_keys_list(args) -> int:
     keys = _in_database(_open(args), lambda: accounts.list_keys(args.account))
+    if args.json:
+        print(json.dumps({"keys": [
+            {"id": k.id, "account": k.account, "createTime": _utc_json(k.create_time),
+             "revokeTime": _utc_json(k.revoke_time)}
+            for k in keys
+        ]}, indent=2))
+        return 0
     print(f"{'KEY ID':<22} {'CREATED (UTC)':<20} STATUS")
     for key in keys:
         status = f"revoked {key.revoke_time:%Y-%m-%d %H:%M:%S}" if key.revoke_time else "active"
@@ -305,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.set_defaults(run=cmd_accounts_create)
     al = with_db(acc.add_parser("list", help="list the accounts: names, creation dates, key counts"))
+    al.add_argument("--json", action="store_true", help="print one JSON document")
     al.set_defaults(run=cmd_accounts_list)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
@@ -315,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     kc.set_defaults(run=cmd_keys_create)
     kl = with_db(keys.add_parser("list", help="list an account's keys (never the keys themselves)"))
     kl.add_argument("account")
+    kl.add_argument("--json", action="store_true", help="print one JSON document")
     kl.set_defaults(run=cmd_keys_list)
     kr = with_db(keys.add_parser("revoke", help="revoke a key at once"))
     kr.add_argument("key_id")
@@ -328,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--api-key", help="API key (env PROMPTGAUGE_API_KEY)")
     compare.set_defaults(run=cmd_compare)
+
+    # Imported here: that module takes CommandError and UsageError from this one.
+    from .remote_commands import add_commands
+
+    add_commands(commands)
 
     demo = commands.add_parser("demo", help="run a walk-through on a temporary SQLite database")
     demo.set_defaults(run=cmd_demo)
@@ -369,4 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__; the commands it imports (remote_commands)
+    # import it as promptgauge.server.cli. Run that one, so there is one of each exception.
+    from promptgauge.server.cli import main as _main
+
+    sys.exit(_main())

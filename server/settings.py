@@ -177,6 +177,9 @@ class Settings:
         "", "HOST:PORT of the Prometheus /metrics endpoint; empty: none", _optional_address
     )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR", _log_level)
+    http_listen: str = _setting(
+        "", "HOST:PORT of the web dashboard (sign in with an API key); empty: none", _optional_address
+    )
 
     def masked(self) -> dict:
         """The settings to print at start, with the database password hidden."""

@@ -1,5 +1,6 @@
 """Prompt templates: `{variable}` placeholders, `{{` and `}}` literal braces."""
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -105,3 +106,13 @@ def parse(text: str) -> Template:
             i += 1
     parts.append("".join(literal))
     return Template(tuple(parts))
+
+
+def unified_diff(before: str, after: str, from_label: str, to_label: str) -> str:
+    """Two templates' unified diff as `diff -u` writes it, "\\ No newline at
+    end of file" included; "" when they are the same."""
+    out = []
+    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    for line in difflib.unified_diff(a, b, fromfile=from_label, tofile=to_label):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)

@@ -82,9 +82,12 @@ def backend(request) -> str:
 
 @pytest.fixture(scope="session")
 def server(backend, tmp_path_factory):
-    """An in-process server on a free port, on a fresh database of the backend."""
+    """An in-process server on a free port, with its dashboard on another, on
+    a fresh database of the backend."""
     with database_url(backend, tmp_path_factory.mktemp(backend)) as url:
-        running = start_server(Settings(listen="127.0.0.1:0", database_url=url, workers=24))
+        running = start_server(
+            Settings(listen="127.0.0.1:0", database_url=url, workers=24, http_listen="127.0.0.1:0")
+        )
         yield running
         running.stop(grace=1)
 
@@ -132,14 +135,17 @@ def refused_port():
         yield s.getsockname()[1]
 
 
-_LISTENING = re.compile(r"promptgauge listening on (\S+?:\d+)\b(?:.*metrics on \S*:(\d+)/metrics)?")
+_LISTENING = re.compile(
+    r"promptgauge listening on (\S+?:\d+)\b(?:.*metrics on \S*:(\d+)/metrics)?(?:.*dashboard on (\S+)/\))?"
+)
 
 
 @contextmanager
 def serve_process(database_url: str, *extra: str, port: int = 0, **popen):
     """`promptgauge serve` as a real subprocess (Popen takes `popen`), on the
     port it binds (`port` 0: one the system picks); yields (process, target).
-    `process.metrics_port` is the port of /metrics when it serves one."""
+    `process.metrics_port` is the port of /metrics when it serves one,
+    `process.dashboard_url` the dashboard's address when it serves one."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", f"127.0.0.1:{port}",
          "--database-url", database_url, "--grace-seconds", "5", *extra],
@@ -159,6 +165,7 @@ def serve_process(database_url: str, *extra: str, port: int = 0, **popen):
             raise RuntimeError(f"server exited with {proc.wait()} before serving: {''.join(output)}")
         target = listening.group(1)
         proc.metrics_port = int(listening.group(2)) if listening.group(2) else None
+        proc.dashboard_url = listening.group(3)
         # Keep draining, so the server never blocks on a full pipe.
         drain = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
         drain.start()

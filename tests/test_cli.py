@@ -297,6 +297,8 @@ SERVE_BAD_SETTINGS = [
     (["--health-check-seconds", "inf"], ["--health-check-seconds=inf", "finite"]),
     (["--log-level", "LOUD"], ["--log-level=LOUD", "DEBUG, INFO, WARNING, ERROR"]),
     (["--metrics-listen", "9100"], ["--metrics-listen=9100", "HOST:PORT"]),
+    (["--http-listen", "8080"], ["--http-listen=8080", "HOST:PORT"]),
+    (["--http-listen", "127.0.0.1:http"], ["--http-listen=127.0.0.1:http", "not a number"]),
     (["--tls-cert-file", "{tmp}/c.pem"], ["--tls-cert-file=", "both --tls-cert-file and --tls-key-file"]),
     (["--database-url", "sqlite://x.db"], ["--database-url=sqlite://x.db", "sqlite:///"]),
     (["--database-url", "postgresql://u:s3cret@db.internal/"], ["u:***@", "name the database"]),
@@ -315,6 +317,7 @@ def _cases():
         ("serve", {"PROMPTGAUGE_WORKERS": "many"}, ["PROMPTGAUGE_WORKERS=many", "whole number"]),
         ("serve", {"PROMPTGAUGE_LISTEN": "127.0.0.1:-1"}, ["PROMPTGAUGE_LISTEN=127.0.0.1:-1", "HOST:PORT"]),
         ("serve", {"PROMPTGAUGE_GRACE_SECONDS": "soon"}, ["PROMPTGAUGE_GRACE_SECONDS=soon", "not a float"]),
+        ("serve", {"PROMPTGAUGE_HTTP_LISTEN": "web"}, ["PROMPTGAUGE_HTTP_LISTEN=web", "HOST:PORT"]),
         ("keys list team", {"PROMPTGAUGE_DATABASE_URL": "oracle://u:s3cret@h/d"},
          ["PROMPTGAUGE_DATABASE_URL=", "oracle://u:***@h/d", "unsupported scheme"]),
     ]
@@ -330,6 +333,25 @@ def _cases():
         (["serve", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["demo", "--fast"], "unrecognized arguments: --fast"),
         (["compare"], "required: name"),
+        (["prompts"], "required: ACTION"),
+        (["prompts", "show"], "required: NAME[@VERSION]"),
+        (["prompts", "create", "p"], "required: --file"),
+        (["prompts", "activate", "p"], "required: version"),
+        (["prompts", "diff", "p", "1"], "required: TO"),
+        (["prompts", "show", "Bad-Name"], "'Bad-Name' is not a valid name"),
+        (["prompts", "show", "p@0"], "'0' is not a version"),
+        (["prompts", "show", "p@v2"], "'v2' is not a version"),
+        (["prompts", "versions", ""], "name is required"),
+        (["prompts", "activate", "p", "-1"], "'-1' is not a version"),
+        (["prompts", "activate", "p", "99999999999"], "'99999999999' is not a version"),
+        (["prompts", "create", "p", "--file", "x", "--version", "0"], "'0' is not a version"),
+        (["prompts", "create", "p", "--file", "x", "--parent", "one"], "'one' is not a version"),
+        (["prompts", "render", "p", "--var", "novalue"], "'novalue' is not KEY=VALUE"),
+        (["prompts", "render", "p", "--var", "=v"], "'=v' is not KEY=VALUE"),
+        (["prompts", "list", "--timeout", "0"], "'0' is not a number of seconds"),
+        (["prompts", "list", "--timeout", "soon"], "'soon' is not a number of seconds"),
+        (["prompts", "list", "--bogus"], "unrecognized arguments: --bogus"),
+        (["accounts", "list", "--json", "extra"], "unrecognized arguments: extra"),
     ]
     for args, words in usage:
         yield pytest.param(args, {}, 2, [words, "--help"], id="usage-" + "-".join(args))
@@ -341,11 +363,37 @@ def _cases():
     ]
     for flags, code, words in compare:
         yield pytest.param(["compare", "p", *flags], {}, code, words, id="compare" + "".join(flags))
+    # Every prompts command, with what it needs to reach a server wrong.
+    prompts = [["list"], ["versions", "p"], ["show", "p@2"], ["create", "p", "--file", "/etc/hostname"],
+               ["activate", "p", "2"], ["render", "p", "--var", "a=b"], ["diff", "p", "1", "2"]]
+    reach = [
+        (["--target", "127.0.0.1:99999", "--api-key", "k"], {}, 2, ["--target=127.0.0.1:99999", "0-65535"]),
+        (["--api-key", "k"], {"PROMPTGAUGE_TARGET": "nowhere"}, 2,
+         ["PROMPTGAUGE_TARGET=nowhere", "HOST:PORT"]),
+        (["--target", "127.0.0.1:1"], {}, 2, ["--api-key", "PROMPTGAUGE_API_KEY"]),
+        (["--target", "127.0.0.1:1", "--api-key", "k"], {}, 1,
+         ["no promptgauge server answers at --target=127.0.0.1:1", "connection refused"]),
+        ([], {"PROMPTGAUGE_TARGET": "127.0.0.1:1", "PROMPTGAUGE_API_KEY": "k"}, 1,
+         ["no promptgauge server answers at PROMPTGAUGE_TARGET=127.0.0.1:1"]),
+        (["--target", "127.0.0.1:1", "--api-key", "k", "--tls-ca-file", "{tmp}/none.pem"], {}, 1,
+         ["--tls-ca-file=", "none.pem: cannot read it"]),
+        (["--target", "127.0.0.1:1", "--api-key", "k"], {"PROMPTGAUGE_TLS_CA_FILE": "{tmp}/none.pem"}, 1,
+         ["PROMPTGAUGE_TLS_CA_FILE=", "none.pem: cannot read it"]),
+        (["--target", "127.0.0.1:1", "--api-key", "k", "--tls-client-cert-file", "c.pem"], {}, 2,
+         ["mutual TLS needs both --tls-client-cert-file and --tls-client-key-file"]),
+    ]
+    # Each way of getting it wrong once, and every command with no server to answer it.
+    cases = [(prompts[0], case) for case in reach] + [(command, reach[3]) for command in prompts[1:]]
+    for command, (flags, env, code, words) in cases:
+        yield pytest.param(["prompts", *command, *flags], env, code, words,
+                           id=f"prompts-{command[0]}{''.join(flags)}{''.join(env)}-{code}")
     environment_problems = [
         # Well-formed, but this machine cannot do it: nothing starts.
         (["--listen", "127.0.0.1:{busy}"], ["address 127.0.0.1:{busy} is in use", "--listen"]),
         (["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:{busy}"],
          ["address 127.0.0.1:{busy} is in use", "--metrics-listen"]),
+        (["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:{busy}"],
+         ["address 127.0.0.1:{busy} is in use", "--http-listen"]),
         (["--listen", "192.0.2.1:0"], ["192.0.2.1 is not an address of this machine"]),
         (["--listen", "no-such-host.invalid:0"], ["host no-such-host.invalid does not resolve"]),
         (["--tls-cert-file", "{tmp}/none.pem", "--tls-key-file", "{tmp}/none.key"],
@@ -382,6 +430,7 @@ def busy_port():
 @pytest.mark.parametrize("args, env, code, words", list(_cases()))
 def test_every_command_says_what_is_wrong_in_one_line(tmp_path, busy_port, args, env, code, words):
     values = {"tmp": tmp_path, "busy": busy_port}
+    env = {k: v.format(**values) for k, v in env.items()}
     result = _cli(*(a.format(**values) for a in args), env=_env(**env))
     assert_one_line(result, code, [w.format(**values) for w in words])
     # Nothing started: no database was created, nothing was served.
@@ -512,3 +561,15 @@ def test_serve_prints_the_address_it_bound_and_the_masked_database():
         proc.terminate()
         assert proc.wait(timeout=30) == 0
 
+
+
+def test_serve_with_http_listen_serves_the_dashboard_and_stops_cleanly(db_url):
+    key = _last_line_key(_cli("accounts", "create", "web", "--database-url", db_url))
+    with serve_process(db_url, "--http-listen", "127.0.0.1:0") as (proc, target):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", proc.dashboard_url), proc.output
+        with urllib.request.urlopen(proc.dashboard_url + "/signin", timeout=30) as response:
+            assert 'name="api_key"' in response.read().decode()
+        with PromptGaugeClient(target, key) as pg:  # the gRPC port is served as before
+            assert pg.list_prompts().prompt_versions == []
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

@@ -2,6 +2,8 @@
 the offset, variables in order of first appearance, and rendering, whose size
 is checked before the text is built."""
 
+import shutil
+import subprocess
 import tracemalloc
 
 import pytest
@@ -145,3 +147,25 @@ def test_an_oversized_render_is_refused_before_the_text_is_built():
 def test_a_missing_variable_is_reported_before_the_size():
     error = _render_error(templates.parse("{a}{b}"), {"a": "x" * 100}, max_bytes=10)
     assert isinstance(error, InvalidArgument)
+
+
+DIFF_CASES = [
+    ("a\nb\nc\n", "a\nB\nc\nd\n"),
+    ("one line", "one line\n"),
+    ("same\n", "same\n"),
+    ("", "new\n"),
+    ("".join(f"line {i}\n" for i in range(30)) + "tail",
+     "".join(f"line {i}\n" for i in range(30) if i != 12) + "tail!"),
+]
+
+
+@pytest.mark.skipif(shutil.which("diff") is None, reason="no diff(1) on this machine to compare with")
+@pytest.mark.parametrize("before, after", DIFF_CASES)
+def test_unified_diff_is_what_diff_u_writes(tmp_path, before, after):
+    (tmp_path / "a").write_text(before)
+    (tmp_path / "b").write_text(after)
+    expected = subprocess.run(
+        ["diff", "-u", "--label", "p v1", "--label", "p v2", str(tmp_path / "a"), str(tmp_path / "b")],
+        capture_output=True, text=True,
+    ).stdout
+    assert templates.unified_diff(before, after, "p v1", "p v2") == expected

@@ -3,8 +3,11 @@ real `promptgauge serve` process."""
 
 import datetime
 import ipaddress
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -175,3 +178,42 @@ def test_incomplete_tls_settings_stop_the_server_with_a_clear_message(pki, db_ur
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert message.format(**values) in result.stderr
     assert not Path(db_url.removeprefix("sqlite:///")).exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "promptgauge.server.cli", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_the_prompts_commands_speak_mutual_tls(pki, db_url, tmp_path):
+    key = _key(db_url)
+    (tmp_path / "t.txt").write_text("Hello {name}")
+    with serve_process(db_url, *_tls_flags(pki, mutual=True)) as (_, target):
+        flags = ["--target", target, "--api-key", key, "--tls-ca-file", str(pki["ca"]),
+                 "--tls-client-cert-file", str(pki["client"]),
+                 "--tls-client-key-file", str(pki["client_key"])]
+        created = _cli("prompts", "create", "greeting", "--file", str(tmp_path / "t.txt"), *flags)
+        assert (created.returncode, created.stdout) == (0, "created greeting v1 (active)\n"), created.stderr
+        rendered = _cli("prompts", "render", "greeting", "--var", "name=Ada", *flags)
+        assert (rendered.returncode, rendered.stdout) == (0, "Hello Ada\n"), rendered.stderr
+        # Without its client certificate the handshake fails: one line, exit 1.
+        refused = _cli("prompts", "list", *flags[:6])
+        assert refused.returncode == 1 and refused.stdout == "" and len(refused.stderr.splitlines()) == 1
+
+
+def test_the_dashboard_serves_https_with_the_servers_certificate(pki, db_url):
+    key = _key(db_url)
+    with serve_process(db_url, *_tls_flags(pki), "--http-listen", "127.0.0.1:0") as (proc, _):
+        assert proc.dashboard_url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        with urllib.request.urlopen(proc.dashboard_url + "/signin", context=context, timeout=30) as response:
+            cookie = response.headers["Set-Cookie"]
+            body = response.read().decode()
+        assert 'name="api_key"' in body
+        # Under TLS the session cookie never travels in clear.
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert key not in body
+        with pytest.raises(OSError):  # plain HTTP gets no page: the connection is cut
+            urllib.request.urlopen(proc.dashboard_url.replace("https", "http") + "/signin", timeout=10)

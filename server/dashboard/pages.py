@@ -1,0 +1,293 @@
+"""The dashboard's pages: what each shows, read through the same domain
+objects as the RPCs (PromptRegistry, Analytics) and rendered with Jinja2,
+every value escaped. Each function is blocking work for one request, run on
+a worker thread inside one pooled connection (web.py), never on the loop."""
+
+import difflib
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import jinja2
+
+from .. import accounts, templates
+from ..accounts import Caller
+from ..analytics import Analytics, VersionMetrics
+from ..backends.base import Store
+from ..errors import DomainError, InvalidArgument, Unauthenticated
+from ..registry import PromptRegistry, VersionView
+from ..validation import check_name, check_version
+from . import charts
+from .sessions import Session
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: the signed-in caller, and what every page shows of them."""
+
+    caller: Caller
+    account: str
+    csrf_token: str
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def utc(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def first_line(text: str, limit: int = 80) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class PromptSummary:
+    name: str
+    active_version: int | None
+    latest_version: int
+    version_count: int
+    latest_create_time: datetime
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One row of a side-by-side diff; a number is None where that side has no line."""
+
+    kind: str  # equal, change, delete or insert
+    left_number: int | None
+    left: str
+    right_number: int | None
+    right: str
+
+
+def side_by_side(before: str, after: str) -> list[DiffRow]:
+    """Lines compared with their endings (a missing final newline is a
+    change), shown without them."""
+    a = [line.removesuffix("\n") for line in before.splitlines(keepends=True)]
+    b = [line.removesuffix("\n") for line in after.splitlines(keepends=True)]
+    keys_a, keys_b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    rows = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            pairs = zip(range(i1, i2), range(j1, j2), strict=True)
+            rows += [DiffRow("equal", i + 1, a[i], j + 1, b[j]) for i, j in pairs]
+            continue
+        kind = {"replace": "change", "delete": "delete", "insert": "insert"}[tag]
+        for i, j in itertools.zip_longest(range(i1, i2), range(j1, j2)):
+            rows.append(DiffRow(
+                kind,
+                None if i is None else i + 1, "" if i is None else a[i],
+                None if j is None else j + 1, "" if j is None else b[j],
+            ))
+    return rows
+
+
+def unified(name: str, before: VersionView, after: VersionView) -> list[str]:
+    return templates.unified_diff(
+        before.template_text, after.template_text, f"{name} v{before.version}", f"{name} v{after.version}"
+    ).splitlines()
+
+
+def positive_int(raw: str | None, field: str) -> int | None:
+    """A version given in a query or a form: a positive integer, or None when absent."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) > 2**31 - 1:
+        raise InvalidArgument(f"{field} must be a positive integer, got {raw[:20]!r}", field=field)
+    return check_version(int(raw), field)
+
+
+class Pages:
+    """Every page, for one server's registry and analytics."""
+
+    def __init__(self, registry: PromptRegistry, analytics: Analytics, store: Store):
+        self.registry = registry
+        self.analytics = analytics
+        self.store = store
+        self.env = jinja2.Environment(
+            loader=jinja2.PackageLoader("promptgauge.server.dashboard", "templates"),
+            autoescape=True,  # every template is HTML: stored text is always escaped
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, utc=utc, first_line=first_line)
+
+    def render(self, template: str, viewer: Viewer | None, **values) -> str:
+        return self.env.get_template(template).render(viewer=viewer, **values)
+
+    # -- who is looking ---------------------------------------------------
+
+    def viewer(self, session: Session, csrf_token: str) -> Viewer:
+        """The signed-in viewer of a session; Unauthenticated once its key is revoked."""
+        caller, account = accounts.key_holder(session.key_id)
+        if caller.account_id != session.account_id:
+            raise Unauthenticated("invalid or revoked API key")
+        return Viewer(caller, account, csrf_token)
+
+    def sign_in(self, api_key: str) -> Caller:
+        return accounts.authenticate(self.store, f"Bearer {api_key}")
+
+    # -- reads ------------------------------------------------------------
+
+    def _pages(self, fetch: Callable[[str], tuple[list[VersionView], str]]) -> Iterator[VersionView]:
+        token = ""
+        while True:
+            views, token = fetch(token)
+            yield from views
+            if not token:
+                return
+
+    def all_versions(self, caller: Caller) -> Iterator[VersionView]:
+        """Every version of the account: name ascending, then version descending."""
+        size = self.registry.max_page_size
+        return self._pages(lambda token: self.registry.list_all(caller, size, token))
+
+    def versions(self, caller: Caller, name: str) -> list[VersionView]:
+        """Every version of a prompt, newest first."""
+        size = self.registry.max_page_size
+        return list(self._pages(lambda token: self.registry.list_versions(caller, name, size, token)))
+
+    def summaries(self, caller: Caller) -> list[PromptSummary]:
+        found = []
+        for name, group in itertools.groupby(self.all_versions(caller), key=lambda v: v.name):
+            views = list(group)
+            active = next((v.version for v in views if v.is_active), None)
+            found.append(PromptSummary(
+                name, active, views[0].version, len(views), max(v.create_time for v in views)
+            ))
+        return found
+
+    # -- pages ------------------------------------------------------------
+
+    def prompts_page(self, viewer: Viewer) -> str:
+        return self.render("prompts.html", viewer, prompts=self.summaries(viewer.caller))
+
+    def prompt_page(self, viewer: Viewer, name: str, activated: str | None = None) -> str:
+        check_name(name)
+        versions = self.versions(viewer.caller, name)
+        metrics = self.analytics.compare(viewer.caller, name)
+        active = next((v.version for v in versions if v.is_active), None)
+        return self.render(
+            "prompt.html", viewer,
+            name=name, versions=versions, metrics=metrics, active=active,
+            activated=_optional_version(activated),
+            success_chart=success_chart(metrics), latency_chart=latency_chart(metrics),
+            traces_chart=traces_chart(metrics),
+        )
+
+    def version_page(
+        self, viewer: Viewer, name: str, version_text: str, variables: dict[str, str] | None
+    ) -> tuple[int, str]:
+        """The version's page; with `variables` (the render form was sent),
+        the template rendered with them, or why it could not be (status 400)."""
+        check_name(name)
+        version = positive_int(version_text, "version")
+        view = self.registry.get_version(viewer.caller, name, version)
+        rendered = problem = None
+        if variables is not None:
+            try:
+                rendered, _ = self.registry.render(viewer.caller, name, variables, view.version)
+            except InvalidArgument as error:
+                problem = error.message
+        page = self.render(
+            "version.html", viewer, name=name, view=view, variables=variables or {},
+            rendered=rendered, problem=problem,
+        )
+        return (400 if problem else 200), page
+
+    def diff_page(self, viewer: Viewer, name: str, from_text: str | None, to_text: str | None,
+                  layout: str | None) -> str:
+        check_name(name)
+        versions = self.versions(viewer.caller, name)  # never empty: a prompt is born with a version
+        to_version = positive_int(to_text, "to") or versions[0].version
+        by_number = {v.version: v for v in versions}
+        default_from = by_number.get(to_version, versions[0]).parent_version or versions[-1].version
+        from_version = positive_int(from_text, "from") or default_from
+        before = self.registry.get_version(viewer.caller, name, from_version)
+        after = self.registry.get_version(viewer.caller, name, to_version)
+        if layout not in (None, "", "split", "unified"):
+            raise InvalidArgument(f"layout must be split or unified, got {layout[:20]!r}", field="layout")
+        rows = side_by_side(before.template_text, after.template_text)
+        return self.render(
+            "diff.html", viewer, name=name, versions=versions, before=before, after=after,
+            layout=layout or "split", rows=rows, unified=unified(name, before, after),
+            added=sum(r.right_number is not None and r.kind != "equal" for r in rows),
+            removed=sum(r.left_number is not None and r.kind != "equal" for r in rows),
+        )
+
+    def confirm_page(self, viewer: Viewer, name: str, version_text: str | None) -> str:
+        check_name(name)
+        version = positive_int(version_text, "version")
+        if version is None:
+            raise InvalidArgument("give the version to activate: ?version=N", field="version")
+        view = self.registry.get_version(viewer.caller, name, version)
+        current = self.registry.get_version(viewer.caller, name)
+        metrics = {m.version: m for m in self.analytics.compare(viewer.caller, name)}
+        return self.render(
+            "confirm.html", viewer, name=name, view=view, current=current,
+            target_metrics=metrics.get(view.version), current_metrics=metrics.get(current.version),
+        )
+
+    def activate(self, viewer: Viewer, name: str, version_text: str | None) -> int:
+        check_name(name)
+        version = positive_int(version_text, "version")
+        if version is None:
+            raise InvalidArgument("version is required", field="version")
+        return self.registry.activate(viewer.caller, name, version).version
+
+    def error_page(self, viewer: Viewer | None, status: int, message: str) -> str:
+        return self.render("error.html", viewer, status=status, message=message)
+
+    def sign_in_page(self, csrf_token: str, next_path: str, problem: str | None = None) -> str:
+        return self.render("signin.html", None, csrf_token=csrf_token, next_path=next_path, problem=problem)
+
+
+def _optional_version(raw: str | None) -> int | None:
+    try:
+        return positive_int(raw, "activated")
+    except DomainError:
+        return None
+
+
+def success_chart(metrics: list[VersionMetrics]):
+    return charts.bar_chart(
+        "Success rate by version",
+        [(f"v{m.version}", m.success_rate, f"{pct(m.success_rate)} of {count(m.total_traces)}")
+         for m in metrics],
+        1.0, lambda v: f"{v:.0%}",
+    )
+
+
+def latency_chart(metrics: list[VersionMetrics]):
+    rows = []
+    for m in metrics:
+        marks = [(label, value) for label, value in (("avg", m.avg_latency_ms), ("p95", m.p95_latency_ms))
+                 if value is not None]
+        rows.append((f"v{m.version}", marks))
+    return charts.distribution_chart("Latency by version", rows, "ms", ms)
+
+
+def traces_chart(metrics: list[VersionMetrics]):
+    top = charts.nice_maximum(max((m.total_traces for m in metrics), default=0))
+    return charts.bar_chart(
+        "Traces by version",
+        [(f"v{m.version}", m.total_traces, count(m.total_traces)) for m in metrics],
+        top, lambda v: f"{v:,.0f}",
+    )

@@ -1,0 +1,465 @@
+"""The dashboard over real HTTP (no browser): sign-in, sessions, CSRF,
+escaping, errors and account isolation, on both backends; and its pure parts
+(sessions, charts, the diff) as units. tests/test_dashboard_browser.py
+drives it in a real browser."""
+
+import base64
+import http.cookiejar
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from conftest import make_account
+from markupsafe import escape
+
+from promptgauge.client import PromptGaugeClient
+from promptgauge.server import accounts, storage
+from promptgauge.server.dashboard import charts, sessions
+from promptgauge.server.dashboard.pages import side_by_side
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Web:
+    """A browser without a browser: a cookie jar, no redirects followed."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
+
+    def request(self, path: str, form: dict | None = None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            response = self.opener.open(self.base + path, data=data, timeout=30)
+        except urllib.error.HTTPError as error:
+            response = error
+        with response:
+            return response.status, response.headers, response.read().decode()
+
+    def get(self, path: str):
+        return self.request(path)
+
+    def post(self, path: str, form: dict):
+        return self.request(path, form)
+
+    def cookie(self) -> str | None:
+        return next((c.value for c in self.jar if c.name == sessions.COOKIE), None)
+
+    def csrf(self, path: str) -> str:
+        """The CSRF token of the form on `path`."""
+        status, _, body = self.get(path)
+        assert status == 200, body
+        return re.search(r'name="csrf_token" value="([^"]+)"', body)[1]
+
+    def sign_in(self, api_key: str) -> None:
+        status, headers, body = self.post("/signin", {"csrf_token": self.csrf("/signin"), "api_key": api_key})
+        assert status == 303 and headers["Location"] == "/", body
+
+
+@pytest.fixture
+def web(server) -> Web:
+    return Web(server.dashboard_url)
+
+
+@pytest.fixture
+def signed_in(web, api_key) -> Web:
+    web.sign_in(api_key)
+    return web
+
+
+def _active(client, name: str) -> int:
+    return client.get_prompt_version(name).version
+
+
+def test_pages_ask_to_sign_in_first(web):
+    for path in (
+        "/",
+        "/prompts/x",
+        "/prompts/x/versions/1",
+        "/prompts/x/diff",
+        "/prompts/x/activate?version=1",
+    ):
+        status, headers, _ = web.get(path)
+        assert status == 303, path
+        assert headers["Location"].startswith("/signin"), path
+    assert web.get("/prompts/x")[1]["Location"] == "/signin?next=/prompts/x"
+
+
+def test_session_cookie_is_httponly_strict_and_never_holds_the_key(web, api_key):
+    _, headers, _ = web.get("/signin")
+    anonymous = headers["Set-Cookie"]
+    assert "HttpOnly" in anonymous and "SameSite=Strict" in anonymous and "Path=/" in anonymous
+    status, headers, _ = web.post("/signin", {"csrf_token": web.csrf("/signin"), "api_key": api_key})
+    assert status == 303
+    cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    value = web.cookie()
+    body = value.split(".")[0]
+    decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    secret = api_key.removeprefix(accounts.KEY_PREFIX)
+    assert secret not in value and secret not in decoded and secret not in cookie
+    assert '"k":"key_' in decoded  # the key's id, signed
+
+
+def test_a_wrong_key_is_refused_and_signs_nobody_in(web, api_key):
+    status, _, body = web.post("/signin", {"csrf_token": web.csrf("/signin"), "api_key": api_key + "x"})
+    assert status == 401 and "not valid" in body
+    assert web.get("/")[0] == 303
+
+
+def test_sign_in_goes_to_the_page_asked_for(web, client, api_key):
+    client.create_prompt_version("wanted", "text")
+    location = web.get("/prompts/wanted")[1]["Location"]
+    token = web.csrf(location)
+    status, headers, _ = web.post(
+        "/signin", {"csrf_token": token, "api_key": api_key, "next": "/prompts/wanted"}
+    )
+    assert (status, headers["Location"]) == (303, "/prompts/wanted")
+    # Never off this site.
+    web.post("/signout", {"csrf_token": web.csrf("/")})
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        status, headers, _ = web.post(
+            "/signin", {"csrf_token": web.csrf("/signin"), "api_key": api_key, "next": elsewhere}
+        )
+        assert headers["Location"] == "/", elsewhere
+        web.post("/signout", {"csrf_token": web.csrf("/")})
+
+
+def test_sign_out_ends_the_session(signed_in):
+    assert signed_in.get("/")[0] == 200
+    status, headers, _ = signed_in.post("/signout", {"csrf_token": signed_in.csrf("/")})
+    assert (status, headers["Location"]) == (303, "/signin")
+    assert signed_in.cookie() is None
+    assert signed_in.get("/")[0] == 303
+
+
+def test_a_revoked_key_ends_its_sessions_at_once(web, server):
+    plain = make_account()
+    web.sign_in(plain)
+    assert web.get("/")[0] == 200
+    with storage.db.connection_context():
+        key_id = accounts.authenticate(storage.store(), f"Bearer {plain}").key_id
+        accounts.revoke_key(key_id)
+    status, headers, _ = web.get("/")
+    assert (status, headers["Location"]) == (303, "/signin")
+
+
+def test_a_forged_or_tampered_cookie_is_no_session(signed_in, server):
+    value = signed_in.cookie()
+    body, signature = value.split(".")
+    forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
+    for bad in (forged, body + "." + signature[::-1], "nonsense", ""):
+        web = Web(server.dashboard_url)
+        web.jar.set_cookie(_cookie(bad))
+        assert web.get("/")[0] == 303, bad
+
+
+def _cookie(value: str) -> http.cookiejar.Cookie:
+    return http.cookiejar.Cookie(
+        0,
+        sessions.COOKIE,
+        value,
+        None,
+        False,
+        "127.0.0.1",
+        False,
+        False,
+        "/",
+        True,
+        False,
+        None,
+        False,
+        None,
+        None,
+        {},
+    )
+
+
+def test_every_state_change_needs_the_sessions_csrf_token(signed_in, client, server, api_key):
+    client.create_prompt_version("guarded", "one")
+    client.create_prompt_version("guarded", "two", activate=False)
+    other = Web(server.dashboard_url)
+    other.sign_in(api_key)
+    foreign = other.csrf("/")  # a valid token, of another session
+    for token in (None, "", "x" * 43, foreign):
+        form = {"version": "2"} | ({} if token is None else {"csrf_token": token})
+        status, _, body = signed_in.post("/prompts/guarded/activate", form)
+        assert status == 403 and "reload the page" in body, token
+        assert _active(client, "guarded") == 1
+        status, _, _ = signed_in.post("/signout", {} if token is None else {"csrf_token": token})
+        assert status == 403
+        assert signed_in.get("/")[0] == 200  # still signed in
+    fresh = Web(server.dashboard_url)
+    fresh.get("/signin")
+    assert fresh.post("/signin", {"api_key": api_key})[0] == 403
+    assert fresh.get("/")[0] == 303
+
+
+def test_promote_and_roll_back_through_the_confirmation(signed_in, client):
+    client.create_prompt_version("flow", "one {x}")
+    client.create_prompt_version("flow", "two {x}", activate=False)
+    status, _, page = signed_in.get("/prompts/flow/activate?version=2")
+    assert status == 200 and "Promote flow to v2?" in page and "Active now: <strong>v1</strong>" in page
+    assert _active(client, "flow") == 1  # asking changes nothing
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    status, headers, _ = signed_in.post("/prompts/flow/activate", {"csrf_token": token, "version": "2"})
+    assert (status, headers["Location"]) == (303, "/prompts/flow?activated=2")
+    assert _active(client, "flow") == 2
+    assert "v2 is now the active version of flow" in signed_in.get("/prompts/flow?activated=2")[2]
+    page = signed_in.get("/prompts/flow/activate?version=1")[2]
+    assert "Roll back flow to v1?" in page
+    signed_in.post("/prompts/flow/activate", {"csrf_token": token, "version": "1"})
+    assert _active(client, "flow") == 1
+
+
+@pytest.mark.parametrize("version, status", [("0", 400), ("abc", 400), ("-1", 400), ("", 400), ("99", 404)])
+def test_a_bad_activation_changes_nothing(signed_in, client, version, status):
+    client.create_prompt_version("steady", "one")
+    token = signed_in.csrf("/")
+    got, _, body = signed_in.post("/prompts/steady/activate", {"csrf_token": token, "version": version})
+    assert got == status, body
+    assert _active(client, "steady") == 1
+
+
+def test_another_accounts_prompt_is_not_found(signed_in, other_client, client):
+    other_client.create_prompt_version("theirs", "secret text")
+    other_client.create_prompt_version("theirs", "more", activate=False)
+    for path in (
+        "/prompts/theirs",
+        "/prompts/theirs/versions/1",
+        "/prompts/theirs/diff?from=1&to=2",
+        "/prompts/theirs/activate?version=2",
+    ):
+        status, _, body = signed_in.get(path)
+        assert status == 404 and "secret text" not in body, path
+    status, _, _ = signed_in.post(
+        "/prompts/theirs/activate", {"csrf_token": signed_in.csrf("/"), "version": "2"}
+    )
+    assert status == 404
+    assert _active(other_client, "theirs") == 1
+    assert "theirs" not in signed_in.get("/")[2]
+
+
+def test_stored_text_is_escaped_everywhere(signed_in, client):
+    script = "<script>alert(1)</script>"
+    description = '<img src=x onerror=alert(2)> "quoted" & more'
+    client.create_prompt_version("xss", f"{script} {{x}}", description=description)
+    client.create_prompt_version("xss", f"{script}\n<b>bold</b> {{x}}", description=description)
+    pages = [
+        "/",
+        "/prompts/xss",
+        "/prompts/xss/versions/1",
+        "/prompts/xss/diff?from=1&to=2",
+        "/prompts/xss/diff?from=1&to=2&layout=unified",
+        "/prompts/xss/activate?version=1",
+        "/prompts/xss/versions/2?render=1&var.x=%3Cscript%3Ealert(3)%3C/script%3E",
+    ]
+    for path in pages:
+        status, _, body = signed_in.get(path)
+        assert status == 200, path
+        assert "<script" not in body and "<img" not in body and "<b>" not in body, path
+        assert "onerror=alert" not in body or escape("<img src=x onerror=alert(2)>") in body, path
+    version_page = signed_in.get("/prompts/xss/versions/1")[2]
+    assert escape(script) in version_page and escape(description) in version_page
+    rendered = signed_in.get("/prompts/xss/versions/2?render=1&var.x=%3Ci%3E")[2]
+    assert escape(f"{script}\n<b>bold</b> <i>") in rendered
+
+
+def test_every_response_forbids_scripts_and_framing(web):
+    for path in ("/signin", "/static/dashboard.css", "/no/such/page"):
+        _, headers, _ = web.get(path)
+        assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none' covers scripts
+        assert "default-src 'none'" in headers["Content-Security-Policy"], path
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_version_page_renders_and_names_a_missing_variable(signed_in, client):
+    client.create_prompt_version("mail", "Hello {name}, welcome to {product}")
+    status, _, body = signed_in.get("/prompts/mail/versions/1?render=1&var.name=Ada&var.product=pg")
+    assert status == 200 and "Hello Ada, welcome to pg" in body
+    status, _, body = signed_in.get("/prompts/mail/versions/1?render=1&var.name=Ada")
+    assert status == 400 and "missing template variable product" in body
+
+
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/prompts/none", 404, "prompt &#39;none&#39; not found"),
+        ("/prompts/BAD", 400, "not a valid name"),
+        ("/prompts/pages/versions/0", 400, "positive integer"),
+        ("/prompts/pages/versions/x", 400, "positive integer"),
+        ("/prompts/pages/versions/7", 404, "has no version 7"),
+        ("/prompts/pages/diff?from=9&to=1", 404, "has no version 9"),
+        ("/prompts/pages/diff?from=a", 400, "from must be a positive integer"),
+        ("/prompts/pages/diff?layout=sideways", 400, "layout must be split or unified"),
+        ("/prompts/pages/activate", 400, "give the version"),
+        ("/no/such/page", 404, "no such page"),
+    ],
+)
+def test_a_bad_address_is_a_clear_error_page(signed_in, client, path, status, words):
+    client.create_prompt_version("pages", "one")
+    got, _, body = signed_in.get(path)
+    assert got == status and words in body, body
+
+
+def test_the_comparison_table_shows_compare_s_numbers(signed_in, client):
+    client.create_prompt_version("numbers", "one")
+    client.create_prompt_version("numbers", "two")
+    with client.recorder() as rec:
+        for i in range(40):
+            version = 1 + i % 2
+            trace = f"{i + 1:032x}"
+            rec.record_usage("numbers", version, trace)
+            if i < 30:
+                rec.record_outcome(
+                    trace, success=i % 3 != 0, total_cost_usd=0.001 * (i + 1), duration_ms=100.0 + i
+                )
+    _, _, body = signed_in.get("/prompts/numbers")
+    for m in client.compare_prompt_versions("numbers").versions:
+        row = re.search(rf'<tr data-version="{m.version}".*?</tr>', body, re.S)[0]
+        cells = dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row))
+        assert int(cells["total_traces"]) == m.total_traces
+        for field in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms"):
+            assert float(cells[field]) == getattr(m, field), field
+
+
+def test_a_prompt_with_no_traces_shows_dashes(signed_in, client):
+    client.create_prompt_version("quiet", "one")
+    body = signed_in.get("/prompts/quiet")[2]
+    row = re.search(r'<tr data-version="1".*?</tr>', body, re.S)[0]
+    assert dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row)) == {
+        "total_traces": "0",
+        "success_rate": "",
+        "avg_cost_usd": "",
+        "avg_latency_ms": "",
+        "p95_latency_ms": "",
+    }
+    assert "no latency yet" in body
+
+
+def test_the_prompts_list_summarizes_each_prompt(signed_in, client):
+    client.create_prompt_version("alpha", "a1")
+    client.create_prompt_version("alpha", "a2")
+    client.create_prompt_version("alpha", "a3", activate=False)
+    client.create_prompt_version("beta", "b1")
+    body = signed_in.get("/")[2]
+    rows = re.findall(r'<tr data-name="([^"]+)">(.*?)</tr>', body, re.S)
+    assert [name for name, _ in rows] == ["alpha", "beta"]
+    alpha = re.sub(r"<[^>]+>|\s+", " ", rows[0][1]).split()
+    assert alpha[:4] == ["alpha", "v2", "v3", "3"]
+
+
+def test_a_large_form_is_refused(signed_in, client):
+    client.create_prompt_version("big", "one")
+    status, _, _ = signed_in.post(
+        "/prompts/big/activate", {"csrf_token": "x", "version": "1", "pad": "x" * 70_000}
+    )
+    assert status == 413
+
+
+def test_an_unknown_method_is_an_error_page(signed_in):
+    status, _, body = signed_in.post("/prompts/x", {"a": "b"})
+    assert status == 405 and "<html" in body
+
+
+# -- units --------------------------------------------------------------------
+
+
+def test_session_round_trip_and_refusals():
+    secret = sessions.derive_secret(b"k" * 32)
+    session = sessions.Session.for_key("key_1", 7, now=1000)
+    value = sessions.encode(secret, session)
+    assert sessions.decode(secret, value, now=1001) == session
+    assert sessions.decode(secret, value, now=session.expires) is None  # expired
+    assert sessions.decode(sessions.derive_secret(b"j" * 32), value, now=1001) is None  # another secret
+    assert sessions.decode(secret, value + "x", now=1001) is None
+    assert sessions.decode(secret, None) is None
+    assert sessions.csrf_ok(secret, session, sessions.csrf_token(secret, session))
+    other = sessions.Session.for_key("key_1", 7, now=1000)
+    assert other.sid != session.sid
+    assert not sessions.csrf_ok(secret, other, sessions.csrf_token(secret, session))
+    assert not sessions.csrf_ok(secret, None, sessions.csrf_token(secret, session))
+    assert not sessions.csrf_ok(secret, session, None)
+
+
+def test_a_signed_but_malformed_payload_is_no_session():
+    secret = sessions.derive_secret(b"k" * 32)
+    body = base64.urlsafe_b64encode(b'{"s": 1}').rstrip(b"=").decode()
+    import hashlib
+    import hmac
+
+    signature = base64.urlsafe_b64encode(hmac.new(secret, body.encode(), hashlib.sha256).digest()).rstrip(
+        b"="
+    )
+    assert sessions.decode(secret, body + "." + signature.decode()) is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(0, 1.0), (0.3, 0.3), (1, 1), (3609, 4000), (5700, 6000), (2.4, 2.5), (100, 100), (121, 150)],
+)
+def test_nice_maximum(value, expected):
+    assert charts.nice_maximum(value) == pytest.approx(expected)
+
+
+def test_charts_escape_their_labels_and_scale_to_the_axis():
+    svg = charts.bar_chart("t<x>", [("<v1>", 0.5, "50%"), ("v2", None, "-")], 1.0, lambda v: f"{v:.0%}")
+    assert "<v1>" not in svg and "&lt;v1&gt;" in svg and "t&lt;x&gt;" in svg
+    widths = [float(w) for w in re.findall(r'class="bar" x="\d+" y="[\d.]+" width="([\d.]+)"', svg)]
+    assert widths == [pytest.approx(charts.PLOT_WIDTH / 2)]
+    svg = charts.distribution_chart("lat", [("v1", [("avg", 10.0), ("p95", 40.0)]), ("v2", [])], "ms", str)
+    assert "avg 10.0  p95 40.0" in svg and "no latency yet" in svg
+
+
+def test_side_by_side_pairs_changed_lines():
+    rows = side_by_side("a\nb\nc\n", "a\nB\nc\nd")
+    assert [(r.kind, r.left_number, r.left, r.right_number, r.right) for r in rows] == [
+        ("equal", 1, "a", 1, "a"),
+        ("change", 2, "b", 2, "B"),
+        ("equal", 3, "c", 3, "c"),
+        ("insert", None, "", 4, "d"),
+    ]
+    # A final newline that one side lacks is a change, though the lines read alike.
+    assert [r.kind for r in side_by_side("a\n", "a")] == ["change"]
+
+
+def test_the_client_and_the_dashboard_share_one_server(server, api_key):
+    with PromptGaugeClient(server.target, api_key) as pg:
+        pg.create_prompt_version("shared-one", "x")
+    web = Web(server.dashboard_url)
+    web.sign_in(api_key)
+    assert 'data-name="shared-one"' in web.get("/")[2]
+
+
+def test_a_multipart_upload_in_place_of_a_field_is_no_value(signed_in, client):
+    client.create_prompt_version("upload", "one")
+    client.create_prompt_version("upload", "two", activate=False)
+    token = signed_in.csrf("/")
+    boundary = "xyzzy"
+    parts = [("csrf_token", token, None), ("version", "2", "v.txt")]
+    body = (
+        "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+            + (f'; filename="{filename}"' if filename else "")
+            + f"\r\n\r\n{value}\r\n"
+            for name, value, filename in parts
+        )
+        + f"--{boundary}--\r\n"
+    )
+    request = urllib.request.Request(
+        signed_in.base + "/prompts/upload/activate",
+        data=body.encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        status = signed_in.opener.open(request, timeout=30).status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    assert status == 400
+    assert _active(client, "upload") == 1

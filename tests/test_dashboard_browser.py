@@ -1,0 +1,303 @@
+"""The dashboard in a real headless browser: Debian's chromium driven by
+Playwright, against the session's server on each backend. Sign in, read a
+prompt's comparison and check it against the gRPC Compare, promote and roll
+back through the confirmation, stored scripts shown as text, sign out, CSRF.
+Screenshots of every page at 1280 px and at a phone's width go to
+test-artifacts/screenshots/ (or PROMPTGAUGE_SCREENSHOT_DIR).
+
+Without chromium or Playwright these tests skip, saying why; CI sets
+PROMPTGAUGE_REQUIRE_BROWSER=1 and installs chromium, so there they fail
+instead."""
+
+import base64
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import make_account
+
+from promptgauge.client import PromptGaugeClient
+
+CHROMIUM = os.environ.get("PROMPTGAUGE_CHROMIUM", "/usr/bin/chromium")
+BROWSER_REQUIRED = os.environ.get("PROMPTGAUGE_REQUIRE_BROWSER") == "1"
+SCREENSHOTS = Path(
+    os.environ.get("PROMPTGAUGE_SCREENSHOT_DIR")
+    or Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+)
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+# The flags for a browser in a container, with nothing fetched from outside.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _why_no_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed: pip install -e '.[dev]'"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"no chromium at {CHROMIUM}: apt-get install chromium (or set PROMPTGAUGE_CHROMIUM)"
+    return None
+
+
+# Module scope: Playwright's sync API holds an event loop in this thread while it
+# runs, which would stop later tests from calling asyncio.run().
+@pytest.fixture(scope="module")
+def browser():
+    reason = _why_no_browser()
+    if reason:
+        if BROWSER_REQUIRED:
+            pytest.fail(f"PROMPTGAUGE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Tab:
+    """A browser tab on the dashboard, recording every dialog that opens."""
+
+    def __init__(self, browser, base: str, backend: str, viewport: str = "desktop"):
+        self.context = browser.new_context(viewport=VIEWPORTS[viewport])
+        self.page = self.context.new_page()
+        self.base = base
+        self.backend = backend
+        self.viewport = viewport
+        self.dialogs: list[str] = []
+
+        def dismiss(dialog):
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        self.page.on("dialog", dismiss)
+
+    def go(self, path: str):
+        response = self.page.goto(self.base + path)
+        assert response is not None
+        return response
+
+    def sign_in(self, api_key: str) -> None:
+        self.go("/")
+        assert self.page.url.endswith("/signin")
+        self.page.fill("input[name=api_key]", api_key)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(self.base + "/")
+
+    def shot(self, name: str) -> Path:
+        """A full-page screenshot; also checks that the page itself never
+        scrolls sideways (wide tables scroll inside their cards)."""
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= VIEWPORTS[self.viewport]["width"], f"{name} is {width}px wide"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}-{self.viewport}-{self.backend}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser, server, backend):
+    opened = Tab(browser, server.dashboard_url, backend)
+    yield opened
+    opened.close()
+
+
+def _record(client: PromptGaugeClient, name: str, version: int, outcomes: list[tuple]) -> None:
+    with client.recorder() as rec:
+        for success, cost, duration in outcomes:
+            trace = str(uuid.uuid4())
+            rec.record_usage(name, version, trace)
+            rec.record_outcome(trace, success=success, total_cost_usd=cost, duration_ms=duration)
+
+
+def _classifier(client: PromptGaugeClient, name: str = "support-classifier") -> str:
+    """Three versions (v2 active, v3 staged) and their traces."""
+    client.create_prompt_version(
+        name,
+        "You are a support classifier. Categorize the following ticket: {ticket_text}",
+        description="first: direct classification",
+    )
+    client.create_prompt_version(
+        name,
+        "You are an expert support classifier.\nThink step by step before categorizing.\n"
+        "Ticket: {ticket_text}\nAnswer with one of: billing, bug, account, other.",
+        description="chain of thought and a closed label set",
+        parent_version=1,
+    )
+    client.create_prompt_version(
+        name,
+        "You are an expert support classifier.\nThink step by step before categorizing.\n"
+        "Ticket: {ticket_text}\nCustomer tier: {tier}\nAnswer with one of: billing, bug, account, other.",
+        description="use the customer tier",
+        parent_version=2,
+        activate=False,
+    )
+    _record(client, name, 1, [(i % 10 < 7, 0.0031, 1500.0 + 37 * i) for i in range(120)])
+    _record(client, name, 2, [(i % 10 < 9, 0.0048, 1800.0 + 41 * i) for i in range(100)])
+    _record(client, name, 3, [(i % 10 < 9, 0.0052, 1900.0 + 29 * i) for i in range(20)])
+    return name
+
+
+def test_sign_in_and_the_comparison_table_shows_compares_numbers(tab, client, api_key):
+    name = _classifier(client)
+    tab.sign_in(api_key)
+    tab.page.click(f"#prompts a:text('{name}')")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}")
+    compared = client.compare_prompt_versions(name).versions
+    assert len(compared) == 3
+    formats = {
+        "success_rate": ".1%",
+        "avg_cost_usd": ".4f",
+        "avg_latency_ms": ",.0f",
+        "p95_latency_ms": ",.0f",
+    }
+    for m in compared:
+        row = tab.page.locator(f'#comparison tr[data-version="{m.version}"]')
+        traces = row.locator('td[data-metric="total_traces"]')
+        assert traces.inner_text() == f"{m.total_traces:,}"
+        for field, fmt in formats.items():
+            cell = row.locator(f'td[data-metric="{field}"]')
+            assert cell.inner_text() == format(getattr(m, field), fmt), field
+            assert float(cell.get_attribute("data-value")) == getattr(m, field), field
+    assert tab.page.locator("svg.chart").count() == 3
+    assert tab.dialogs == []
+
+
+def test_promote_and_roll_back_through_the_page(tab, client, api_key):
+    name = _classifier(client, "promoted")
+    tab.sign_in(api_key)
+    tab.go(f"/prompts/{name}")
+    tab.page.click('#comparison tr[data-version="3"] a:text("Promote")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=3")
+    assert tab.page.locator("h1").inner_text() == f"Promote {name} to v3?"
+    assert client.get_prompt_version(name).version == 2  # nothing happens before confirming
+    tab.page.click("#confirm")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}?activated=3")
+    assert "v3 is now the active version" in tab.page.inner_text("main")
+    active = client.get_prompt_version(name)
+    assert (active.version, active.is_active) == (3, True)
+
+    tab.page.click('#comparison tr[data-version="1"] a:text("Roll back")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=1")
+    assert tab.page.locator("h1").inner_text() == f"Roll back {name} to v1?"
+    tab.page.click("a:text('Cancel')")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}")
+    assert client.get_prompt_version(name).version == 3
+    tab.page.click('#comparison tr[data-version="1"] a:text("Roll back")')
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}/activate?version=1")
+    tab.page.click("#confirm")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}?activated=1")
+    assert client.get_prompt_version(name).version == 1
+
+
+def test_a_stored_script_shows_as_text_and_never_runs(tab, client, api_key):
+    script = "<script>alert(1)</script>"
+    description = "<img src=x onerror=alert(2)>"
+    client.create_prompt_version("xss", f"{script} {{x}}", description=description)
+    client.create_prompt_version(
+        "xss", f"{script}\n<b onmouseover=alert(3)>hi</b> {{x}}", description=description
+    )
+    tab.sign_in(api_key)
+    for path in (
+        "/",
+        "/prompts/xss",
+        "/prompts/xss/versions/1",
+        "/prompts/xss/diff?from=1&to=2",
+        "/prompts/xss/diff?from=1&to=2&layout=unified",
+        "/prompts/xss/activate?version=1",
+        "/prompts/xss/versions/2?render=1&var.x=%3Cscript%3Ealert(4)%3C%2Fscript%3E",
+    ):
+        tab.go(path)
+        assert tab.page.locator("script").count() == 0, path
+        assert tab.page.locator("main img, main b").count() == 0, path
+    tab.go("/prompts/xss/versions/1")
+    assert tab.page.inner_text("#template") == f"{script} {{x}}"
+    assert tab.page.inner_text("#description") == description
+    tab.go("/prompts/xss/versions/2?render=1&var.x=%3Cscript%3Ealert(4)%3C%2Fscript%3E")
+    assert (
+        tab.page.inner_text("#rendered")
+        == f"{script}\n<b onmouseover=alert(3)>hi</b> <script>alert(4)</script>"
+    )
+    tab.page.hover("#rendered")
+    assert tab.dialogs == []
+
+
+def test_sign_out_and_the_pages_are_closed(tab, client, api_key):
+    client.create_prompt_version("closed", "x")
+    tab.sign_in(api_key)
+    tab.page.click("button:text('Sign out')")
+    tab.page.wait_for_url(f"{tab.base}/signin")
+    for path in ("/", "/prompts/closed"):
+        tab.go(path)
+        assert "/signin" in tab.page.url
+        assert tab.page.locator("input[name=api_key]").count() == 1
+    # What the browser keeps now is an anonymous session (the sign-in form's), naming no key.
+    for cookie in tab.context.cookies():
+        body = cookie["value"].split(".")[0]
+        assert json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["k"] == ""
+
+
+def test_a_post_without_the_pages_token_is_refused(tab, browser, server, backend, client, api_key):
+    client.create_prompt_version("guarded", "one")
+    client.create_prompt_version("guarded", "two", activate=False)
+    tab.sign_in(api_key)
+    url = f"{tab.base}/prompts/guarded/activate"
+    # The browser's own cookies go along, as a forged form's would on a site that allowed them.
+    refused = tab.context.request.post(url, form={"version": "2"})
+    assert refused.status == 403 and "reload the page" in refused.text()
+    other = Tab(browser, server.dashboard_url, backend)
+    try:
+        other.sign_in(api_key)
+        other.go("/prompts/guarded/activate?version=2")
+        foreign = other.page.get_attribute("input[name=csrf_token]", "value")
+    finally:
+        other.close()
+    refused = tab.context.request.post(url, form={"version": "2", "csrf_token": foreign})
+    assert refused.status == 403
+    assert client.get_prompt_version("guarded").version == 1
+    wrong_key = tab.context.request.post(f"{tab.base}/signin", form={"api_key": make_account()})
+    assert wrong_key.status == 403
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_every_page_at_desktop_and_phone_width(browser, server, backend, viewport):
+    api_key = make_account("acme")  # a name fit for the screenshots in docs/
+    with PromptGaugeClient(server.target, api_key) as client:
+        name = _classifier(client)
+        client.create_prompt_version(
+            "welcome-email", "Hello {name}, welcome to {product}!", description="onboarding"
+        )
+    tab = Tab(browser, server.dashboard_url, backend, viewport)
+    try:
+        tab.go("/signin")
+        tab.shot("signin")
+        tab.sign_in(api_key)
+        tab.shot("prompts")
+        tab.go(f"/prompts/{name}")
+        tab.shot("prompt")
+        tab.go(f"/prompts/{name}/versions/3?render=1&var.ticket_text=My+invoice+is+wrong&var.tier=gold")
+        assert "Customer tier: gold" in tab.page.inner_text("#rendered")
+        tab.shot("version")
+        tab.go(f"/prompts/{name}/diff?from=1&to=3")
+        tab.shot("diff")
+        tab.go(f"/prompts/{name}/diff?from=2&to=3&layout=unified")
+        tab.shot("diff-unified")
+        tab.go(f"/prompts/{name}/activate?version=3")
+        tab.shot("confirm")
+        tab.go("/prompts/no-such-prompt")
+        tab.shot("not-found")
+        assert tab.dialogs == []
+    finally:
+        tab.close()
