@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from promptgauge.v1 import (
     analytics_pb2,
@@ -197,6 +198,7 @@ class PromptGaugeClient:
         self.timeout = timeout
         self.prompts = prompts_pb2_grpc.PromptServiceStub(self._channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
+        self.traces = trace_service_pb2_grpc.TraceServiceStub(self._channel)
         # Each stub method's policy, looked up by the method object itself.
         self._policies = {
             getattr(stub, method.name): retry_policy(config, service.full_name, method.name)
@@ -406,6 +408,16 @@ class PromptGaugeClient:
         ascending; `view` COMPARISON_VIEW_BASIC leaves the templates out."""
         request = analytics_pb2.ComparePromptVersionsRequest(name=name, view=view)
         return self._call(self.analytics.ComparePromptVersions, request)
+
+    def export_traces(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, timeout: float | None = None
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        """Send OpenTelemetry spans as an OTLP exporter would (TraceService/
+        Export; docs/opentelemetry.md has the mapping). The response's
+        partial_success counts the spans that could not be used, and says why.
+        Not retried here: an exporter retries as OTLP says, and a re-export
+        changes nothing."""
+        return self._call(self.traces.Export, request, timeout, retry=False)
 
     def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
@@ -27,7 +28,7 @@ from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, 
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
-from .servicers import AnalyticsServicer, PromptServicer
+from .servicers import AnalyticsServicer, PromptServicer, TraceServicer
 from .settings import Settings, join_host_port, split_host_port
 from .workers import Workers
 
@@ -36,6 +37,8 @@ log = logging.getLogger("promptgauge")
 SERVICE_NAMES = (
     prompts_pb2.DESCRIPTOR.services_by_name["PromptService"].full_name,
     analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    # OTLP/gRPC traces, from opentelemetry-proto's generated code (otlp.py).
+    trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
 
 
@@ -199,6 +202,7 @@ def start_server(settings: Settings) -> RunningServer:
                     analytics, workers, settings.max_records_per_message, settings.max_stream_errors,
                     settings.max_message_bytes,
                 )),
+                (trace_service_pb2_grpc.add_TraceServiceServicer_to_server, TraceServicer(analytics)),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
         ), loop).result()

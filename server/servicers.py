@@ -10,9 +10,11 @@ import asyncio
 import collections
 
 from google.protobuf import timestamp_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
+from . import otlp
 from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
@@ -279,4 +281,41 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             for version in response.versions:
                 version.ClearField("template_text")
             response.templates_omitted = view != analytics_pb2.COMPARISON_VIEW_BASIC
+        return response
+
+
+class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
+    """OTLP/gRPC traces: what any OpenTelemetry SDK's standard exporter sends
+    (opentelemetry.proto.collector.trace.v1.TraceService/Export). Spans map
+    to links and outcomes as otlp.py says; each export is stored in one
+    transaction, and a span that cannot be used is counted in
+    partial_success, as OTLP specifies, never failing the rest."""
+
+    def __init__(self, analytics: Analytics):
+        self.analytics = analytics
+
+    def Export(self, request, context):
+        mapped = otlp.map_export(otlp.spans_of(request))
+        links = [span for span in mapped.spans if span.link is not None]
+        outcomes = [span for span in mapped.spans if span.outcome is not None]
+        link_results, outcome_results = self.analytics.record_export(
+            current_caller(),
+            [span.link.fields() for span in links],
+            [span.outcome.fields() for span in outcomes],
+        )
+        _Summary("usage", 0).add(0, link_results)
+        _Summary("outcome", 0).add(0, outcome_results)
+        # A span with a link and an outcome is one span: rejected once, for
+        # the first of its problems.
+        failed: dict[int, tuple[otlp.MappedSpan, str]] = {}
+        for spans, results in ((links, link_results), (outcomes, outcome_results)):
+            for span, result in zip(spans, results, strict=True):
+                if isinstance(result, DomainError):
+                    failed.setdefault(id(span), (span, result.message))
+        for span, message in failed.values():
+            mapped.reject(span.trace_id, span.span_id, message)
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if mapped.rejected:
+            response.partial_success.rejected_spans = mapped.rejected
+            response.partial_success.error_message = mapped.error_message()
         return response

@@ -25,6 +25,7 @@ from promptgauge.v1 import prompts_pb2, prompts_pb2_grpc
 PROMPTS = "promptgauge.v1.PromptService"
 V1 = "grpc.reflection.v1.ServerReflection"
 V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+OTLP_TRACES = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 # Field numbers of grpc.reflection.v1's messages, from grpc/grpc's reflection/v1/reflection.proto.
 V1_FIELDS = {
@@ -193,12 +194,21 @@ def test_an_unknown_symbol_is_a_not_found_answer_on_the_open_stream(target):
 
 @pytest.mark.parametrize("service", [V1, V1ALPHA])
 def test_the_promptgauge_server_serves_both_reflection_versions_without_a_key(server, service):
-    (listed, described) = _ask(
+    (listed, described, otlp) = _ask(
         server.target, service,
         reflection_pb2.ServerReflectionRequest(list_services=""),
         reflection_pb2.ServerReflectionRequest(file_containing_symbol="promptgauge.v1.AnalyticsService"),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=OTLP_TRACES),
     )
     names = {s.name for s in listed.list_services_response.service}
-    assert names == {PROMPTS, "promptgauge.v1.AnalyticsService", "grpc.health.v1.Health", V1, V1ALPHA}
+    assert names == {
+        PROMPTS, "promptgauge.v1.AnalyticsService", OTLP_TRACES,
+        "grpc.health.v1.Health", V1, V1ALPHA,
+    }
     pool = _pool(_files(described))
     assert pool.FindServiceByName("promptgauge.v1.AnalyticsService").methods_by_name["StreamUsage"]
+    # The OTLP receiver is described with the files it depends on (spans, resources).
+    export = _pool(_files(otlp)).FindServiceByName(OTLP_TRACES).methods_by_name["Export"]
+    assert export.input_type.fields_by_name["resource_spans"].message_type.full_name == (
+        "opentelemetry.proto.trace.v1.ResourceSpans"
+    )
