@@ -20,7 +20,7 @@ skipped on its attribute keys alone, before any value is read.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -142,7 +142,11 @@ def _tokens(attrs: dict, key: str) -> int | None:
 
 
 def _end_time(nanos: int) -> datetime | None:
-    return datetime.fromtimestamp(nanos / 1e9, timezone.utc) if nanos else None
+    if not nanos:
+        return None
+    # In integers: a float of the seconds since 1970 drifts by a microsecond.
+    seconds, rest = divmod(nanos, 10**9)
+    return datetime.fromtimestamp(seconds, timezone.utc) + timedelta(microseconds=rest // 1000)
 
 
 def map_span(span) -> MappedSpan | None:

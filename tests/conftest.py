@@ -20,6 +20,9 @@ from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
@@ -273,3 +276,29 @@ def comparison_snapshot(client, name: str) -> list[tuple]:
               for f in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms")),
         ))
     return out
+
+
+def otlp_span(trace: bytes, *, parent: bytes = b"", span: bytes | None = None, status: int = 0,
+              start_ns: int = 0, end_ns: int = 0, **attributes):
+    """An OTLP span of `trace` (16 bytes); `attributes` by key with dots as
+    double underscores (promptgauge__cost_usd=0.5), typed as Python's values
+    are: str, bool, int, float, or an AnyValue as it is."""
+    def value(v):
+        if isinstance(v, common_pb2.AnyValue):
+            return v
+        kind = {str: "string_value", bool: "bool_value", int: "int_value", float: "double_value"}[type(v)]
+        return common_pb2.AnyValue(**{kind: v})
+
+    return trace_pb2.Span(
+        trace_id=trace, span_id=span or secrets.token_bytes(8), parent_span_id=parent, name="op",
+        start_time_unix_nano=start_ns, end_time_unix_nano=end_ns, status=trace_pb2.Status(code=status),
+        attributes=[common_pb2.KeyValue(key=k.replace("__", "."), value=value(v))
+                    for k, v in attributes.items()],
+    )
+
+
+def otlp_export(*spans):
+    """An ExportTraceServiceRequest of these spans, in one resource and scope."""
+    return trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=list(spans))])]
+    )
