@@ -22,6 +22,9 @@ from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc
 
@@ -30,6 +33,8 @@ from . import raw as rawdb
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MESSAGE_RECORDS = 500
 VERSIONS = 10  # (d): a 10-version prompt
+OTLP_SPANS = 10_000  # (g): spans in one export ...
+OTLP_LINKED = 100  # ... of which these link a prompt version (1%)
 
 # What each target asks of a figure: (key, description, test).
 TARGETS = {
@@ -49,11 +54,12 @@ class Scale:
     observations: tuple[int, ...]  # (d)
     compare_calls: int
     accuracy: int  # durations for (e)
+    otlp_calls: int  # exports (and streams) timed for (g)
 
 
 SCALES = {
-    "full": Scale(50_000, 5_000, 3_000, (10_000, 100_000, 1_000_000), 200, 1_000_000),
-    "smoke": Scale(2_000, 300, 200, (1_000, 2_000, 4_000), 20, 20_000),
+    "full": Scale(50_000, 5_000, 3_000, (10_000, 100_000, 1_000_000), 200, 1_000_000, 20),
+    "smoke": Scale(2_000, 300, 200, (1_000, 2_000, 4_000), 20, 20_000, 3),
 }
 
 
@@ -215,6 +221,7 @@ class Driver:
         self.channel = grpc.insecure_channel(target)
         grpc.channel_ready_future(self.channel).result(timeout=30)
         self.stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
+        self.traces = trace_service_pb2_grpc.TraceServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {api_key}"),)
 
     def close(self) -> None:
@@ -316,6 +323,77 @@ def measure_ingest(rng, url_raw: str, real: Driver, echo: Driver, target: str, k
     }
     for figure in figures.values():
         figure["ratio"] = figure["value"] / figure["baseline"]
+    return figures
+
+
+def _otlp_export(rng: random.Random, name: str, spans: int, linked: int) -> tuple[bytes, list]:
+    """An OTLP export of `spans` child spans of `linked` traces, one span of
+    each trace linking it to a version of `name`, the rest carrying the
+    attributes of an instrumented HTTP/database/LLM stack and nothing for
+    promptgauge; and the links as UsageRecords."""
+    def kv(key, **value):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(**value))
+
+    noise = [kv("http.request.method", string_value="POST"), kv("http.route", string_value="/v1/chat"),
+             kv("db.system", string_value="postgresql"), kv("server.port", int_value=5432),
+             kv("gen_ai.request.model", string_value="demo-model"), kv("retry", bool_value=False)]
+    out, records, start = [], [], time.time_ns()
+    traces = [rng.randbytes(16) for _ in range(linked)]
+    for i in range(spans):
+        t = traces[i % linked]
+        span = trace_pb2.Span(trace_id=t, span_id=rng.randbytes(8), parent_span_id=rng.randbytes(8),
+                              name="step", start_time_unix_nano=start, end_time_unix_nano=start + 1000)
+        if i < linked:
+            version = 1 + i % 2
+            span.attributes.extend([kv("promptgauge.prompt.name", string_value=name),
+                                    kv("promptgauge.prompt.version", int_value=version)])
+            records.append(analytics_pb2.UsageRecord(prompt_name=name, prompt_version=version,
+                                                     trace_id=t.hex(), span_id=span.span_id.hex()))
+        else:
+            span.attributes.extend(noise)
+        out.append(span)
+    request = trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=out)])]
+    )
+    return request.SerializeToString(), records
+
+
+def measure_otlp(rng, real: Driver, echo: Driver, target: str, key: str, scale: Scale) -> dict:
+    """(g) An OTLP export of 10,000 spans, 1% of them links: against the same
+    export sent to the echo (gRPC's transport and the parse, nothing mapped or
+    stored), the same links alone by StreamUsage (one message), and an export
+    of those 100 spans alone. Each call with new traces; medians."""
+    _create_prompt(target, key, "otlp", 2)
+    kinds = ("export", "echo_export", "export_links_only", "stream_usage")
+    timings: dict[str, list[float]] = {kind: [] for kind in kinds}
+
+    def timed(kind: str, call) -> object:
+        t = time.perf_counter()
+        response = call()
+        timings[kind].append(time.perf_counter() - t)
+        return response
+
+    for _ in range(scale.otlp_calls):
+        for kind, spans in (("export", OTLP_SPANS), ("export_links_only", OTLP_LINKED)):
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(
+                _otlp_export(rng, "otlp", spans, OTLP_LINKED)[0]
+            )
+            response = timed(kind, lambda r=request: real.traces.Export(r, metadata=real.metadata))
+            if response.HasField("partial_success"):
+                raise RuntimeError(f"Export: expected every span stored, got {response.partial_success}")
+            if kind == "export":
+                timed("echo_export", lambda r=request: echo.traces.Export(r, timeout=600))
+        _, records = _otlp_export(rng, "otlp", OTLP_LINKED, OTLP_LINKED)
+        messages = [analytics_pb2.StreamUsageRequest(records=records)]
+        timed("stream_usage", lambda m=messages: real.stream("StreamUsage", m, OTLP_LINKED))
+    figures: dict = {f"{kind}_ms": _percentile(values, 0.5) * 1e3 for kind, values in timings.items()}
+    figures["export_bytes"] = len(_otlp_export(rng, "otlp", OTLP_SPANS, OTLP_LINKED)[0])
+    figures["calls"] = scale.otlp_calls
+    # Every link stored, once: new traces for each export and each stream.
+    _, response = real.compare("otlp", 1)
+    stored = sum(v.total_traces for v in response.versions)
+    if stored != 3 * OTLP_LINKED * scale.otlp_calls:
+        raise RuntimeError(f"(g): expected {3 * OTLP_LINKED * scale.otlp_calls} traces linked, got {stored}")
     return figures
 
 
@@ -432,6 +510,7 @@ def run_backend(backend: str, scale: Scale, pg_url: str, workdir: Path, seed: in
             try:
                 figures = measure_ingest(rng, url_raw, real, echo, target, key, scale)
                 figures["compare"] = measure_compare(rng, url, account_id, real, target, key, scale)
+                figures["otlp"] = measure_otlp(rng, real, echo, target, key, scale)
             finally:
                 real.close()
                 echo.close()
@@ -476,6 +555,12 @@ def _verdicts(result: dict, scale_name: str) -> list[tuple[str, str, str, str, s
                  last["p99_ms"] < 25))
     rows.append((f"(e) server p95 error at {int(scales[-1]):,} (max over versions)",
                  f"{last['p95_max_rel_error']:.3%}", "", "", "<= 0.5%", last["p95_max_rel_error"] <= 0.005))
+    g = result["otlp"]
+    rows.append((f"(g) OTLP Export, {OTLP_SPANS:,} spans, {OTLP_LINKED / OTLP_SPANS:.0%} links",
+                 f"{g['export_ms']:.1f} ms", f"echo {g['echo_export_ms']:.1f} ms",
+                 f"{g['export_ms'] / g['echo_export_ms']:.2f}", "", True))
+    rows.append((f"(g) the same {OTLP_LINKED} links: StreamUsage / Export alone",
+                 f"{g['stream_usage_ms']:.1f} ms", f"{g['export_links_only_ms']:.1f} ms", "", "", True))
     rows.append(("(f) server peak RSS", f"{result['server_peak_rss_mb']:.0f} MB",
                  f"echo {result['echo_peak_rss_mb']:.0f} MB", "", "< 300 MB",
                  result["server_peak_rss_mb"] < 300))

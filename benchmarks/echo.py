@@ -12,6 +12,7 @@ import threading
 from concurrent import futures
 
 import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc
 
@@ -38,6 +39,13 @@ class EchoAnalytics(analytics_pb2_grpc.AnalyticsServiceServicer):
         return analytics_pb2.StreamTraceOutcomesResponse(summary=_summary(count))
 
 
+class EchoTraces(trace_service_pb2_grpc.TraceServiceServicer):
+    """Reads an OTLP export as the real server does (parsed whole), stores nothing."""
+
+    def Export(self, request, context):
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.echo")
     parser.add_argument("--listen", default="127.0.0.1:0")
@@ -45,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers))
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(EchoAnalytics(), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(EchoTraces(), server)
     port = server.add_insecure_port(args.listen)
     server.start()
     stop = threading.Event()

@@ -45,6 +45,10 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path):
             # A few hundred durations a version: loose, but a broken sketch is far off.
             assert 0 <= compare[n]["p95_max_rel_error"] < 0.2
         assert _positive(compare["p99_growth"])
+        otlp = figures["otlp"]
+        for key in ("export_ms", "echo_export_ms", "export_links_only_ms", "stream_usage_ms"):
+            assert _positive(otlp[key]), (backend_name, key, otlp)
+        assert otlp["export_bytes"] > 10_000 * 100  # ten thousand spans, each with its attributes
         assert 20 < figures["server_peak_rss_mb"] < 2000
         assert set(figures["targets_met"].values()) <= {True, False}
     for shape in ("lognormal", "bimodal"):
