@@ -27,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from .validation import INT32_MAX
+
 PREFIX = "promptgauge."
 _PREFIX_BYTES = PREFIX.encode()  # a key that starts with PREFIX holds these bytes verbatim
 PROMPT_NAME = "promptgauge.prompt.name"
@@ -168,12 +170,10 @@ def map_span(span) -> MappedSpan | None:
             raise SpanProblem(
                 f"attribute {missing} is missing: a link needs both {PROMPT_NAME} and {PROMPT_VERSION}"
             )
-        link = SpanLink(
-            _value(attrs[PROMPT_NAME], "string_value", "a string"),
-            _value(attrs[PROMPT_VERSION], "int_value", "an int"),
-            trace_id,
-            span_id,
-        )
+        version = _value(attrs[PROMPT_VERSION], "int_value", "an int")
+        if version > INT32_MAX:  # an OTLP int is 64-bit; a version number is not
+            raise SpanProblem(f"attribute {PROMPT_VERSION} must be at most {INT32_MAX}, got {version}")
+        link = SpanLink(_value(attrs[PROMPT_NAME], "string_value", "a string"), version, trace_id, span_id)
     outcome = None
     if root:
         success = span.status.code != _ERROR

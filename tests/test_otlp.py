@@ -120,6 +120,13 @@ def test_unusable_spans_are_counted_named_and_the_rest_is_stored(client):
         "total_cost_usd must be a finite number",
     ):
         assert words in message
+    # Versions out of range, as an OTLP int (64-bit) can carry them.
+    response = client.export_traces(otlp_export(*(otlp_span(t, parent=b"p" * 8, **_link(name, v))
+                                                  for v in (0, -1, 2**31, 2**62))))
+    message = response.partial_success.error_message
+    assert response.partial_success.rejected_spans == 4
+    assert message.count("prompt_version must be a positive integer") == 2
+    assert message.count("promptgauge.prompt.version must be at most 2147483647") == 2
     # The good run is stored; nothing of the bad ones is.
     assert comparison_snapshot(client, name) == [before[0], (2, 1, 1.0, 0.2, 20.0, 20.0)]
 

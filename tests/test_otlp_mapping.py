@@ -96,6 +96,7 @@ def test_unknown_promptgauge_attributes_on_a_child_carry_nothing():
     ({**LINK, "promptgauge__prompt__version": 2.0}, "promptgauge.prompt.version must be an int, got double"),
     ({**LINK, "promptgauge__prompt__name": 7}, "promptgauge.prompt.name must be a string, got int"),
     ({**LINK, "promptgauge__prompt__name": common_pb2.AnyValue()}, "must be a string, got an empty value"),
+    ({**LINK, "promptgauge__prompt__version": 2**31}, "must be at most 2147483647, got 2147483648"),
 ])
 def test_a_link_that_cannot_be_read_names_the_attribute(attributes, words):
     assert words in problem(child(trace(), **attributes))
