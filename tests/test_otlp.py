@@ -5,7 +5,9 @@ in partial_success and change nothing; same auth, limits, logs and metrics
 as every other RPC. (tests/test_otlp_sdk.py drives it with the real SDK.)"""
 
 import json
+import random
 import secrets
+import threading
 import urllib.request
 
 import grpc
@@ -228,3 +230,56 @@ def test_a_stream_and_an_export_of_the_same_facts_agree(client):
         for t, spans in runs
     ]])
     assert comparison_snapshot(client, by_stream) == comparison_snapshot(client, by_export)
+
+
+def test_exports_of_shared_traces_from_many_exporters_at_once_count_each_trace_once(server, api_key, client):
+    """Each export brings outcomes of some traces and links of others, so two
+    exports lock traces the other holds unless every export locks all of its
+    traces first, in the one order (docs/design.md, "Lock order"): on
+    PostgreSQL a deadlock comes back as UNAVAILABLE, which fails here."""
+    name = _prompt(client)
+    pool = [secrets.token_bytes(16) for _ in range(300)]
+    outcome_of = {t: (10 + i % 50, 0.25 * (i % 4), ERROR if i % 3 == 0 else 0) for i, t in enumerate(pool)}
+    linked: dict[int, set] = {1: set(), 2: set()}
+    lock = threading.Lock()
+    failures: list = []
+
+    def exporter(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with PromptGaugeClient(server.target, api_key, retry=NO_RETRY) as pg:
+                for _ in range(6):
+                    roots, links = rng.sample(pool, 100), rng.sample(pool, 100)
+                    version = rng.choice((1, 2))
+                    spans = [
+                        otlp_span(t, start_ns=START, end_ns=START + outcome_of[t][0] * MS,
+                                  status=outcome_of[t][2], promptgauge__cost_usd=outcome_of[t][1])
+                        for t in roots
+                    ] + [otlp_span(t, parent=b"p" * 8, **_link(name, version)) for t in links]
+                    rng.shuffle(spans)
+                    response = pg.export_traces(otlp_export(*spans))
+                    assert not response.HasField("partial_success"), response
+                    with lock:
+                        linked[version].update(links)
+        except BaseException as error:  # noqa: BLE001 - reported by the test thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=exporter, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+
+    # Every root once more, so that every linked trace has its outcome.
+    roots = [otlp_span(t, start_ns=START, end_ns=START + ms * MS, status=status, promptgauge__cost_usd=cost)
+             for t, (ms, cost, status) in outcome_of.items()]
+    assert not client.export_traces(otlp_export(*roots)).HasField("partial_success")
+    metrics = {m.version: m for m in client.compare_prompt_versions(name).versions}
+    for version, traces in linked.items():
+        m = metrics[version]
+        assert m.total_traces == len(traces)
+        successes = sum(outcome_of[t][2] != ERROR for t in traces)
+        assert m.success_rate == pytest.approx(successes / len(traces), rel=1e-12)
+        mean = sum(outcome_of[t][0] for t in traces) / len(traces)
+        assert m.avg_latency_ms == pytest.approx(mean, rel=1e-12)
