@@ -1,4 +1,5 @@
-"""What applies to every promptgauge RPC, one concern per interceptor.
+"""What applies to every promptgauge RPC (the OTLP trace receiver's too), one
+concern per interceptor.
 
 app.py lists them, outermost first:
 
@@ -42,7 +43,7 @@ log = logging.getLogger("promptgauge.rpc")
 ERROR_DOMAIN = "promptgauge.v1"
 # Method-name prefixes of the services these interceptors guard: ours, and
 # the OTLP trace receiver (same auth, limits, logs and metrics).
-OWN_SERVICES = ("/promptgauge.v1.", "/opentelemetry.proto.collector.trace.v1.TraceService/")
+_OWN_SERVICES = ("/promptgauge.v1.", "/opentelemetry.proto.collector.trace.v1.TraceService/")
 
 STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -143,7 +144,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None or not details.method.startswith(OWN_SERVICES):
+        if handler is None or not details.method.startswith(_OWN_SERVICES):
             return handler
         wrapped = self._wrapped.get(handler)
         if wrapped is None:
