@@ -27,6 +27,8 @@ HAS_TOKENS = all(f in analytics_pb2.VersionMetrics.DESCRIPTOR.fields_by_name for
 
 
 def run_agent(target: str, key: str, plan: dict) -> tuple[subprocess.CompletedProcess, dict | None]:
+    # A bare environment: OTEL_* variables or a gRPC proxy of the machine's
+    # must not reach the agent's SDK and exporter.
     done = subprocess.run(
         [sys.executable, str(AGENT), target],
         input=json.dumps(plan), env={"PROMPTGAUGE_API_KEY": key, "PATH": "/usr/bin:/bin"},
