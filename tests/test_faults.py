@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import create_account, read_sql, refused_port, serve_process
+from conftest import create_account, otlp_export, read_sql, refused_port, serve_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from promptgauge.client import PromptGaugeClient, PromptGaugeError
@@ -181,6 +181,8 @@ def test_a_wrong_database_url_is_unavailable_with_a_clear_message(tmp_path):
         assert "s3cret" not in "".join(proc.output)
         with PromptGaugeClient(target, "pgk_anything", retry=NO_RETRY) as pg:
             error = _unavailable(pg.list_prompts)
+            # OTLP exporters retry UNAVAILABLE: an export waits for the database too.
+            _unavailable(lambda: pg.export_traces(otlp_export()))
         assert "pgk_anything" not in error.message
         assert proc.poll() is None
 
