@@ -99,6 +99,11 @@ def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[in
     return results, valid
 
 
+def _valid_trace_ids(items: Sequence[tuple], check) -> list[str]:
+    """The canonical trace ids of the records that pass `check`."""
+    return [record.trace_id for _, record in _checked(items, check)[1]]
+
+
 class Analytics:
     """Every AnalyticsService operation, on one Store."""
 
@@ -108,62 +113,59 @@ class Analytics:
 
     # -- ingestion ----------------------------------------------------------
 
-    def record_outcomes(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
-        """Store a batch of (trace_id, success, cost, duration) in one transaction."""
+    def record_outcomes(
+        self, caller: Caller, items: Sequence[tuple], defer_folds: set | None = None
+    ) -> list[Result]:
+        """Store a batch of (trace_id, success, cost, duration) in one transaction
+        (a savepoint inside the caller's; then `defer_folds` collects the
+        versions due a fold, for the caller to fold once it has committed)."""
         results, valid = _checked(items, Outcome.checked)
         if not valid:
             return results
-        with self.store.transaction():
-            due = self._store_outcomes(caller, valid, results)
-        self._fold_if_due(due)
+        store = self.store
+        with store.transaction():
+            traces, created = store.lock_traces(caller.account_id, [o.trace_id for _, o in valid])
+            new: dict[int, Outcome] = {}
+            for i, outcome in valid:
+                row = traces[outcome.trace_id]
+                stored = new.get(row.id) or (
+                    Outcome(row.trace_id, row.success, row.total_cost_usd, row.duration_ms)
+                    if row.has_outcome
+                    else None
+                )
+                if stored is None:
+                    new[row.id] = outcome
+                elif stored.signals() == outcome.signals():
+                    results[i] = DUPLICATE
+                else:
+                    results[i] = AlreadyExists(
+                        f"trace {outcome.trace_id} already has a different outcome "
+                        f"(success={stored.success}, total_cost_usd={stored.total_cost_usd}, "
+                        f"duration_ms={stored.duration_ms}); an outcome is recorded once",
+                        field="trace_id",
+                        reason="OUTCOME_CONFLICT",
+                    )
+            store.set_outcomes([(pk, o.signals()) for pk, o in new.items()], utcnow())
+            # A trace created by this batch has no links to look up.
+            created_pks = {traces[t].id for t in created}
+            linked = store.linked_versions([pk for pk in new if pk not in created_pks])
+            due = store.append_observations(
+                [NewObservation(vid, pk, new[pk].signals()) for vid, pk in linked], self.fold_at
+            )
+        self._fold_or_defer(due, defer_folds)
         return results
 
-    def _store_outcomes(self, caller: Caller, valid: list[tuple[int, Outcome]], results: list[Result]) -> set:
-        """In the caller's transaction: store checked outcomes, their results
-        into `results`; the versions that may be due a fold."""
-        store = self.store
-        traces, created = store.lock_traces(caller.account_id, [o.trace_id for _, o in valid])
-        new: dict[int, Outcome] = {}
-        for i, outcome in valid:
-            row = traces[outcome.trace_id]
-            stored = new.get(row.id) or (
-                Outcome(row.trace_id, row.success, row.total_cost_usd, row.duration_ms)
-                if row.has_outcome
-                else None
-            )
-            if stored is None:
-                new[row.id] = outcome
-            elif stored.signals() == outcome.signals():
-                results[i] = DUPLICATE
-            else:
-                results[i] = AlreadyExists(
-                    f"trace {outcome.trace_id} already has a different outcome "
-                    f"(success={stored.success}, total_cost_usd={stored.total_cost_usd}, "
-                    f"duration_ms={stored.duration_ms}); an outcome is recorded once",
-                    field="trace_id",
-                    reason="OUTCOME_CONFLICT",
-                )
-        store.set_outcomes([(pk, o.signals()) for pk, o in new.items()], utcnow())
-        # A trace created by this batch has no links to look up.
-        created_pks = {traces[t].id for t in created}
-        linked = store.linked_versions([pk for pk in new if pk not in created_pks])
-        return store.append_observations(
-            [NewObservation(vid, pk, new[pk].signals()) for vid, pk in linked], self.fold_at
-        )
-
-    def record_usage(self, caller: Caller, items: Sequence[tuple]) -> list[Result]:
-        """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links."""
+    def record_usage(
+        self, caller: Caller, items: Sequence[tuple], defer_folds: set | None = None
+    ) -> list[Result]:
+        """Store a batch of (prompt_name, prompt_version, trace_id, span_id) links
+        (`defer_folds` as in record_outcomes)."""
         results, valid = _checked(items, checked_usage)
         if not valid:
             return results
-        self._fold_if_due(self._store_usage(caller, valid, results))
-        return results
-
-    def _store_usage(self, caller: Caller, valid: list[tuple[int, Usage]], results: list[Result]) -> set:
-        """Store checked links (all or nothing, in the caller's transaction if
-        there is one), their results into `results`; the versions that may be
-        due a fold."""
-        linked, due = self.store.store_usage(caller.account_id, [u for _, u in valid], utcnow(), self.fold_at)
+        linked, due = self.store.store_usage(
+            caller.account_id, [u for _, u in valid], utcnow(), self.fold_at
+        )
         stored = set()
         for (i, usage), new in zip(valid, linked, strict=True):
             if new is None:
@@ -176,7 +178,8 @@ class Analytics:
                 results[i] = DUPLICATE
             else:
                 stored.add(usage)
-        return due
+        self._fold_or_defer(due, defer_folds)
+        return results
 
     def record_export(
         self, caller: Caller, usages: Sequence[tuple], outcomes: Sequence[tuple]
@@ -184,10 +187,7 @@ class Analytics:
         """Store links (as record_usage takes them) and outcomes (as
         record_outcomes does) together in one transaction, as an OTLP export
         brings them; the results of each."""
-        usage_results, valid_usages = _checked(usages, checked_usage)
-        outcome_results, valid_outcomes = _checked(outcomes, Outcome.checked)
-        if not (valid_usages or valid_outcomes):
-            return usage_results, outcome_results
+        due: set = set()
         with self.store.transaction():
             # Every trace of the export locked first, in one statement and so
             # in the one lock order of every writer: the two steps below lock
@@ -195,11 +195,11 @@ class Analytics:
             # step instead, two exports could each hold a trace the other
             # waits for. (A trace whose only link names no version keeps its
             # row, which carries nothing.)
-            traces = [u.trace_id for _, u in valid_usages] + [o.trace_id for _, o in valid_outcomes]
-            self.store.lock_traces(caller.account_id, traces)
-            due = self._store_outcomes(caller, valid_outcomes, outcome_results) if valid_outcomes else set()
-            if valid_usages:
-                due |= self._store_usage(caller, valid_usages, usage_results)
+            traces = _valid_trace_ids(usages, checked_usage) + _valid_trace_ids(outcomes, Outcome.checked)
+            if traces:
+                self.store.lock_traces(caller.account_id, traces)
+            outcome_results = self.record_outcomes(caller, outcomes, due)
+            usage_results = self.record_usage(caller, usages, due)
         self._fold_if_due(due)
         return usage_results, outcome_results
 
@@ -245,6 +245,12 @@ class Analytics:
         return metrics
 
     # -- checkpoints --------------------------------------------------------
+
+    def _fold_or_defer(self, version_ids: set, defer_folds: set | None) -> None:
+        if defer_folds is None:
+            self._fold_if_due(version_ids)
+        else:
+            defer_folds |= version_ids
 
     def _fold_if_due(self, version_ids: set, counted: bool = False) -> None:
         """Advance the checkpoints of versions whose tail reached fold_at.
