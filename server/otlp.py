@@ -15,10 +15,10 @@ the domain (Analytics.record_export). The mapping is DESIGN.md's
   end time from its end.
 
 Most spans of a real trace carry nothing for promptgauge. A child span is
-skipped unless its encoded bytes hold "promptgauge." (one search in C, where
-reading its attribute keys in Python took 2.5 times as long: docs/
-performance.md, row (g)); one that does is then judged on its keys alone
-(the bytes may be a value's), before any value is read.
+skipped unless its encoded bytes hold "promptgauge." (a serialization and a
+search, both in C; reading its attribute keys in Python took about twice as
+long: docs/performance.md, row (g)); one that does is then judged on its
+keys alone (the bytes may be a value's), before any value is read.
 """
 
 from collections.abc import Iterable, Iterator
