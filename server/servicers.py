@@ -9,7 +9,7 @@ is async and hands each batch to a worker, so an idle stream holds no thread.
 import asyncio
 import collections
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
@@ -17,7 +17,7 @@ from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
-from .registry import PromptRegistry, VersionView
+from .registry import PromptRegistry, PromptView, VersionView
 from .workers import Workers
 
 
@@ -26,9 +26,38 @@ def _opt(message, field: str):
     return getattr(message, field) if message.HasField(field) else None
 
 
+def timestamp(when) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
+def struct_dict(message, field: str) -> dict | None:
+    """A google.protobuf.Struct field as a dict; None when unset."""
+    return json_format.MessageToDict(getattr(message, field)) if message.HasField(field) else None
+
+
+def struct_of(value: dict | None) -> struct_pb2.Struct | None:
+    if value is None:
+        return None
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def model_config_dict(message, field: str = "model_config") -> dict | None:
+    """A ModelConfig field as ModelConfig's fields by name; None when unset."""
+    if not message.HasField(field):
+        return None
+    return json_format.MessageToDict(getattr(message, field), preserving_proto_field_name=True)
+
+
+def model_config_of(value: dict | None) -> prompts_pb2.ModelConfig | None:
+    return None if value is None else json_format.ParseDict(value, prompts_pb2.ModelConfig())
+
+
 def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
-    create_time = timestamp_pb2.Timestamp()
-    create_time.FromDatetime(view.create_time)
+    create_time = timestamp(view.create_time)
     return prompts_pb2.PromptVersion(
         id=view.id,
         name=view.name,
@@ -40,6 +69,19 @@ def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
         created_by=view.created_by,
         create_time=create_time,
         variables=view.variables,
+        model_config=model_config_of(view.model_config),
+        input_schema=struct_of(view.input_schema),
+        output_schema=struct_of(view.output_schema),
+        change=view.change,
+        source=view.source,
+    )
+
+
+def prompt_message(view: PromptView) -> prompts_pb2.Prompt:
+    return prompts_pb2.Prompt(
+        name=view.name, active_version=view.active_version, latest_version=view.latest_version,
+        version_count=view.version_count, create_time=timestamp(view.create_time),
+        update_time=timestamp(view.update_time),
     )
 
 
@@ -56,6 +98,10 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
             version=_opt(request, "version"),
             parent_version=_opt(request, "parent_version"),
             activate=_opt(request, "activate"),
+            model_config=model_config_dict(request),
+            input_schema=struct_dict(request, "input_schema"),
+            output_schema=struct_dict(request, "output_schema"),
+            source=request.source,
         )
         return prompts_pb2.CreatePromptVersionResponse(prompt_version=version_message(view))
 
@@ -86,6 +132,28 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
             current_caller(), request.name, dict(request.variables), _opt(request, "version")
         )
         return prompts_pb2.RenderPromptResponse(text=text, version=version)
+
+    def EditPromptVersion(self, request, context):
+        view = self.registry.edit_version(
+            current_caller(),
+            name=request.name,
+            edits=[(e.old_text, e.new_text) for e in request.edits],
+            base_version=_opt(request, "base_version"),
+            description=request.description,
+            activate=_opt(request, "activate"),
+            source=request.source,
+        )
+        return prompts_pb2.EditPromptVersionResponse(prompt_version=version_message(view))
+
+    def DiffPromptVersions(self, request, context):
+        diff, fields = self.registry.diff(
+            current_caller(), request.name, request.from_version, request.to_version
+        )
+        return prompts_pb2.DiffPromptVersionsResponse(unified_diff=diff, changed_fields=fields)
+
+    def GetPrompt(self, request, context):
+        view = self.registry.get_prompt(current_caller(), request.name)
+        return prompts_pb2.GetPromptResponse(prompt=prompt_message(view))
 
 
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:

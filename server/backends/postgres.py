@@ -25,11 +25,11 @@ from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
-from ..models import Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
+from ..models import Agent, Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
 from ..settings import POSTGRES_SCHEMES
 from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
 from .base import Checkpoint, TraceRow, Usage
-from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, table
+from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, q, table
 
 SCHEMES = POSTGRES_SCHEMES
 
@@ -201,8 +201,21 @@ class PostgresStore(SqlStore):
         # Replicas starting together must not race on CREATE TABLE.
         self.execute("SELECT pg_advisory_xact_lock(7310101)")
 
+    def drop_foreign_keys(self, model, parent) -> None:
+        rows = self.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+            "AND confrelid = %s::regclass",
+            [q(model._meta.table_name), q(parent._meta.table_name)],
+        ).fetchall()
+        for (name,) in rows:
+            self.execute(f"ALTER TABLE {table(model)} DROP CONSTRAINT {q(name)}")
+
     def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
         return (Prompt.select().where((Prompt.account == account_id) & (Prompt.name == name))
+                .for_update().first())
+
+    def lock_agent(self, account_id: int, name: str) -> Agent | None:
+        return (Agent.select().where((Agent.account == account_id) & (Agent.name == name))
                 .for_update().first())
 
     def by_code_point(self, field):
