@@ -475,6 +475,70 @@ class PromptGaugeClient:
         request = analytics_pb2.ComparePromptVersionsRequest(name=name, view=view)
         return self._call(self.analytics.ComparePromptVersions, request)
 
+    # -- AgentService -----------------------------------------------------
+
+    def create_agent_version(
+        self,
+        agent: str,
+        config: agents_pb2.AgentConfig,
+        *,
+        version: str = "",
+        input_schema: Mapping | None = None,
+        output_schema: Mapping | None = None,
+        message: str = "",
+        promote: bool | None = None,
+    ) -> agents_pb2.AgentVersion:
+        """A new agent version ("v<n>" when `version` is empty); the first
+        creates the agent. Not retried: sent twice it would make two."""
+        request = agents_pb2.CreateAgentVersionRequest(
+            agent=agent, version=version, config=config, input_schema=_struct(input_schema),
+            output_schema=_struct(output_schema), message=message, promote=promote,
+        )
+        return self._call(self.agents.CreateAgentVersion, request).agent_version
+
+    def list_agents(self, page_size: int = 0, page_token: str = "") -> agents_pb2.ListAgentsResponse:
+        """One page of the account's agents, by name."""
+        request = agents_pb2.ListAgentsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self.agents.ListAgents, request)
+
+    def list_agent_versions(
+        self, agent: str, page_size: int = 0, page_token: str = ""
+    ) -> agents_pb2.ListAgentVersionsResponse:
+        """One page of an agent's versions, newest first."""
+        request = agents_pb2.ListAgentVersionsRequest(agent=agent, page_size=page_size, page_token=page_token)
+        return self._call(self.agents.ListAgentVersions, request)
+
+    def get_agent_version(self, agent: str, version: str | None = None) -> agents_pb2.AgentVersion:
+        """One agent version; without `version`, the current one."""
+        request = agents_pb2.GetAgentVersionRequest(agent=agent, version=version)
+        return self._call(self.agents.GetAgentVersion, request).agent_version
+
+    def promote_agent_version(self, agent: str, version: str) -> agents_pb2.AgentVersion:
+        """Make a version current: promote or roll back."""
+        request = agents_pb2.PromoteAgentVersionRequest(agent=agent, version=version)
+        return self._call(self.agents.PromoteAgentVersion, request).agent_version
+
+    def resolve_agent(
+        self,
+        agent: str,
+        *,
+        version: str | None = None,
+        trace_id: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> agents_pb2.ResolveAgentResponse:
+        """What a run of the agent executes now (`.agent_version`, `.prompts`
+        in sort order, rendered when `variables` are given); with `trace_id`
+        the run is linked for CompareAgentVersions and ComparePromptVersions."""
+        request = agents_pb2.ResolveAgentRequest(
+            agent=agent, version=version, trace_id=trace_id, variables=dict(variables or {})
+        )
+        return self._call(self.agents.ResolveAgent, request)
+
+    def compare_agent_versions(self, agent: str) -> agents_pb2.CompareAgentVersionsResponse:
+        """Per agent version, oldest first: traces, success rate, cost, latency."""
+        request = agents_pb2.CompareAgentVersionsRequest(agent=agent)
+        return self._call(self.agents.CompareAgentVersions, request)
+
     def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""
         return Recorder(self, **kwargs)

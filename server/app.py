@@ -15,9 +15,17 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
-from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
 
 from . import storage
+from .agents import AgentRegistry
 from .analytics import Analytics
 from .dashboard.pages import Pages
 from .dashboard.web import Dashboard, tls_context
@@ -27,7 +35,7 @@ from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, 
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
-from .servicers import AnalyticsServicer, PromptServicer
+from .servicers import AgentServicer, AnalyticsServicer, PromptServicer
 from .settings import Settings, join_host_port, split_host_port
 from .workers import Workers
 
@@ -36,6 +44,7 @@ log = logging.getLogger("promptgauge")
 SERVICE_NAMES = (
     prompts_pb2.DESCRIPTOR.services_by_name["PromptService"].full_name,
     analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
 
 
@@ -198,6 +207,9 @@ def start_server(settings: Settings) -> RunningServer:
                 (analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server, AnalyticsServicer(
                     analytics, workers, settings.max_records_per_message, settings.max_stream_errors,
                     settings.max_message_bytes,
+                )),
+                (agents_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(
+                    AgentRegistry(store, registry, analytics)
                 )),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],

@@ -121,6 +121,11 @@ def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionV
     )
 
 
+def view_of(row: PromptVersion, prompt: Prompt) -> VersionView:
+    """A version row of `prompt` as callers see it."""
+    return _view(row, prompt.name, prompt.active_version)
+
+
 class PromptRegistry:
     """Every PromptService operation, for one server's limits."""
 

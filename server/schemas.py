@@ -39,7 +39,8 @@ def check_schema(schema: dict | None, field: str) -> str | None:
     if len(text.encode()) > MAX_SCHEMA_BYTES:
         raise InvalidArgument(
             f"{field} is {len(text.encode())} bytes as JSON; the limit is {MAX_SCHEMA_BYTES}",
-            field=field, reason="SCHEMA_TOO_LARGE",
+            field=field,
+            reason="SCHEMA_TOO_LARGE",
         )
     try:
         Draft202012Validator.check_schema(schema)
@@ -47,7 +48,8 @@ def check_schema(schema: dict | None, field: str) -> str | None:
         where = error.json_path.replace("$", field, 1)
         raise InvalidArgument(
             f"{field} is not a valid JSON Schema (draft 2020-12): at {where}: {error.message}",
-            field=field, reason="INVALID_SCHEMA",
+            field=field,
+            reason="INVALID_SCHEMA",
         ) from None
     return text
 
@@ -64,7 +66,8 @@ def check_variables(schema_text: str | None, variables: dict[str, str], field: s
     where = f"{field}.{path}" if path else field
     raise InvalidArgument(
         f"{where} breaks the input schema's {error.validator!r} rule: {error.message}"[:1000],
-        field=where, reason="SCHEMA_VIOLATION",
+        field=where,
+        reason="SCHEMA_VIOLATION",
     )
 
 
@@ -79,27 +82,34 @@ def check_model_config(config: dict | None, field: str = "model_config") -> str 
         if len(value) > limit:
             raise InvalidArgument(
                 f"{field}.{name} is {len(value)} characters; the limit is {limit}",
-                field=f"{field}.{name}", reason="TEXT_TOO_LONG",
+                field=f"{field}.{name}",
+                reason="TEXT_TOO_LONG",
             )
     for name in ("temperature", "top_p"):
         value = config.get(name)
         # Struct and JSON mappings carry NaN and infinities as strings.
         if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
-            raise InvalidArgument(f"{field}.{name} must be a finite number, not {value!r}",
-                                  field=f"{field}.{name}", reason="NOT_FINITE")
+            raise InvalidArgument(
+                f"{field}.{name} must be a finite number, not {value!r}",
+                field=f"{field}.{name}",
+                reason="NOT_FINITE",
+            )
     if config.get("max_tokens", 0) < 0:
-        raise InvalidArgument(f"{field}.max_tokens must not be negative", field=f"{field}.max_tokens",
-                              reason="NEGATIVE_NUMBER")
+        raise InvalidArgument(
+            f"{field}.max_tokens must not be negative", field=f"{field}.max_tokens", reason="NEGATIVE_NUMBER"
+        )
     stops = config.get("stop_sequences", [])
     if len(stops) > MAX_STOP_SEQUENCES:
         raise InvalidArgument(
             f"{field}.stop_sequences has {len(stops)} entries; the limit is {MAX_STOP_SEQUENCES}",
-            field=f"{field}.stop_sequences", reason="TOO_MANY_STOP_SEQUENCES",
+            field=f"{field}.stop_sequences",
+            reason="TOO_MANY_STOP_SEQUENCES",
         )
     text = dumps(config)
     if len(text.encode()) > MAX_SCHEMA_BYTES:
-        raise InvalidArgument(f"{field} is over {MAX_SCHEMA_BYTES} bytes as JSON", field=field,
-                              reason="MODEL_CONFIG_TOO_LARGE")
+        raise InvalidArgument(
+            f"{field} is over {MAX_SCHEMA_BYTES} bytes as JSON", field=field, reason="MODEL_CONFIG_TOO_LARGE"
+        )
     return text
 
 

@@ -11,8 +11,16 @@ import collections
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
 
+from . import agents
 from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
@@ -348,3 +356,105 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 version.ClearField("template_text")
             response.templates_omitted = view != analytics_pb2.COMPARISON_VIEW_BASIC
         return response
+
+
+def agent_config_of(message: agents_pb2.AgentConfig) -> agents.AgentConfig:
+    return agents.AgentConfig(
+        kind=message.kind,
+        model_config=model_config_dict(message),
+        prompts=tuple(
+            agents.PromptLink(link.prompt_name, link.role, link.sort_order, _opt(link, "pinned_version"))
+            for link in message.prompts
+        ),
+        extra=struct_dict(message, "extra"),
+    )
+
+
+def agent_config_message(config: agents.AgentConfig) -> agents_pb2.AgentConfig:
+    return agents_pb2.AgentConfig(
+        kind=config.kind,
+        model_config=model_config_of(config.model_config),
+        prompts=[
+            agents_pb2.PromptLink(prompt_name=link.prompt_name, role=link.role, sort_order=link.sort_order,
+                                  pinned_version=link.pinned_version)
+            for link in config.prompts
+        ],
+        extra=struct_of(config.extra),
+    )
+
+
+def agent_version_message(view: agents.AgentVersionView) -> agents_pb2.AgentVersion:
+    return agents_pb2.AgentVersion(
+        id=view.id, agent=view.agent, version=view.version, config=agent_config_message(view.config),
+        input_schema=struct_of(view.input_schema), output_schema=struct_of(view.output_schema),
+        message=view.message, is_current=view.is_current, created_by=view.created_by,
+        create_time=timestamp(view.create_time),
+    )
+
+
+class AgentServicer(agents_pb2_grpc.AgentServiceServicer):
+    def __init__(self, registry: agents.AgentRegistry):
+        self.registry = registry
+
+    def CreateAgentVersion(self, request, context):
+        view = self.registry.create_version(
+            current_caller(),
+            agent=request.agent,
+            version=request.version,
+            config=agent_config_of(request.config) if request.HasField("config") else None,
+            input_schema=struct_dict(request, "input_schema"),
+            output_schema=struct_dict(request, "output_schema"),
+            message=request.message,
+            promote=_opt(request, "promote"),
+        )
+        return agents_pb2.CreateAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def ListAgents(self, request, context):
+        views, token = self.registry.list_agents(current_caller(), request.page_size, request.page_token)
+        return agents_pb2.ListAgentsResponse(
+            agents=[
+                agents_pb2.Agent(
+                    name=v.name, current_version=v.current_version, version_count=v.version_count,
+                    create_time=timestamp(v.create_time), update_time=timestamp(v.update_time),
+                )
+                for v in views
+            ],
+            next_page_token=token,
+        )
+
+    def ListAgentVersions(self, request, context):
+        views, token = self.registry.list_versions(
+            current_caller(), request.agent, request.page_size, request.page_token
+        )
+        return agents_pb2.ListAgentVersionsResponse(
+            agent_versions=[agent_version_message(v) for v in views], next_page_token=token
+        )
+
+    def GetAgentVersion(self, request, context):
+        view = self.registry.get_version(current_caller(), request.agent, _opt(request, "version"))
+        return agents_pb2.GetAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def PromoteAgentVersion(self, request, context):
+        view = self.registry.promote(current_caller(), request.agent, request.version)
+        return agents_pb2.PromoteAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def ResolveAgent(self, request, context):
+        view, prompts = self.registry.resolve(
+            current_caller(), request.agent, _opt(request, "version"), request.trace_id,
+            dict(request.variables),
+        )
+        return agents_pb2.ResolveAgentResponse(
+            agent_version=agent_version_message(view),
+            prompts=[
+                agents_pb2.ResolvedPrompt(role=p.role, sort_order=p.sort_order,
+                                          prompt_version=version_message(p.prompt_version),
+                                          rendered_text=p.rendered_text)
+                for p in prompts
+            ],
+        )
+
+    def CompareAgentVersions(self, request, context):
+        metrics = self.registry.compare(current_caller(), request.agent)
+        return agents_pb2.CompareAgentVersionsResponse(
+            agent=request.agent, versions=[agents_pb2.AgentVersionMetrics(**vars(m)) for m in metrics]
+        )

@@ -13,16 +13,31 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 
-CONFIG = {"provider": "openai", "model": "gpt-4o", "temperature": 0.2, "max_tokens": 512,
-          "stop_sequences": ["###"], "extra": {"response_format": {"type": "json_object"}}}
-INPUT = {"type": "object", "properties": {"ticket": {"type": "string", "maxLength": 20}},
-         "required": ["ticket"]}
+CONFIG = {
+    "provider": "openai",
+    "model": "gpt-4o",
+    "temperature": 0.2,
+    "max_tokens": 512,
+    "stop_sequences": ["###"],
+    "extra": {"response_format": {"type": "json_object"}},
+}
+INPUT = {
+    "type": "object",
+    "properties": {"ticket": {"type": "string", "maxLength": 20}},
+    "required": ["ticket"],
+}
 OUTPUT = {"type": "object", "properties": {"label": {"enum": ["bug", "billing"]}}}
 
 
 def test_version_keeps_model_config_schemas_and_source(client):
-    created = client.create_prompt_version("triage", "Classify: {ticket}", model_config=CONFIG,
-                                           input_schema=INPUT, output_schema=OUTPUT, source="ci")
+    created = client.create_prompt_version(
+        "triage",
+        "Classify: {ticket}",
+        model_config=CONFIG,
+        input_schema=INPUT,
+        output_schema=OUTPUT,
+        source="ci",
+    )
     for version in (created, client.get_prompt_version("triage", 1), next(client.iter_prompts())):
         assert version.model_config.model == "gpt-4o"
         assert version.model_config.temperature == pytest.approx(0.2)
@@ -75,9 +90,11 @@ def test_invalid_output_schema_is_invalid_argument(client):
 
 @pytest.mark.parametrize(
     "config, field",
-    [(prompts_pb2.ModelConfig(temperature=float("nan")), "model_config.temperature"),
-     ({"max_tokens": -1}, "model_config.max_tokens"),
-     ({"provider": "p" * 65}, "model_config.provider")],
+    [
+        (prompts_pb2.ModelConfig(temperature=float("nan")), "model_config.temperature"),
+        ({"max_tokens": -1}, "model_config.max_tokens"),
+        ({"provider": "p" * 65}, "model_config.provider"),
+    ],
 )
 def test_bad_model_config_is_invalid_argument_and_stores_nothing(client, config, field):
     err = expect_error(INVALID, client.create_prompt_version, "m", "x", model_config=config)
@@ -107,8 +124,9 @@ def test_render_checks_variables_against_the_input_schema(client):
 def test_edit_applies_edits_in_order_and_inherits_from_the_base(client):
     client.create_prompt_version("e", "Hello {name}, welcome.", model_config=CONFIG, input_schema=INPUT)
     client.create_prompt_version("e", "unrelated", activate=False)
-    edited = client.edit_prompt_version("e", [("Hello", "Hi"), ("Hi {name}", "Hi there {name}")],
-                                        description="friendlier", source="ui")
+    edited = client.edit_prompt_version(
+        "e", [("Hello", "Hi"), ("Hi {name}", "Hi there {name}")], description="friendlier", source="ui"
+    )
     assert edited.template_text == "Hi there {name}, welcome."
     assert edited.version == 3 and edited.parent_version == 1 and edited.is_active
     assert edited.change == prompts_pb2.CHANGE_KIND_EDIT and edited.source == "ui"
@@ -155,8 +173,13 @@ def test_edit_errors(client):
 
 def test_diff_gives_a_unified_diff_and_the_other_fields_that_differ(client):
     client.create_prompt_version("d", "line one\nline two\n", model_config={"model": "a", "temperature": 0.1})
-    client.create_prompt_version("d", "line one\nline 2\n", model_config={"model": "a", "temperature": 0.7},
-                                 input_schema=INPUT, description="changed")
+    client.create_prompt_version(
+        "d",
+        "line one\nline 2\n",
+        model_config={"model": "a", "temperature": 0.7},
+        input_schema=INPUT,
+        description="changed",
+    )
     diff = client.diff_prompt_versions("d", 1, 2)
     assert "-line two\n+line 2\n" in diff.unified_diff and "--- d v1" in diff.unified_diff
     assert list(diff.changed_fields) == ["description", "input_schema", "model_config.temperature"]
@@ -184,9 +207,11 @@ def test_get_prompt_gives_the_prompt_as_a_whole(client):
 
 @pytest.mark.parametrize(
     "call",
-    [lambda c: c.get_prompt("private"),
-     lambda c: c.diff_prompt_versions("private", 1, 1),
-     lambda c: c.edit_prompt_version("private", [("secret", "x")])],
+    [
+        lambda c: c.get_prompt("private"),
+        lambda c: c.diff_prompt_versions("private", 1, 1),
+        lambda c: c.edit_prompt_version("private", [("secret", "x")]),
+    ],
     ids=["get-prompt", "diff", "edit"],
 )
 def test_another_accounts_prompt_is_not_found(client, other_client, call):

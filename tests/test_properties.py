@@ -61,6 +61,9 @@ ALLOWED = {
     "GetPromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "ActivatePromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "RenderPrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "EditPromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND, C.FAILED_PRECONDITION},
+    "DiffPromptVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "GetPrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "RecordTraceOutcome": {C.INVALID_ARGUMENT, C.ALREADY_EXISTS},
     "StreamTraceOutcomes": {C.INVALID_ARGUMENT},
     "RecordUsage": {C.INVALID_ARGUMENT, C.NOT_FOUND},
@@ -103,7 +106,8 @@ def _owned_queries(account_id: int) -> list:
         ("prompt_version", PromptVersion.select().join(Prompt).where(mine)),
         (
             "version_checkpoint",
-            VersionCheckpoint.select().join(PromptVersion).join(Prompt).where(mine),
+            VersionCheckpoint.select()
+            .join(PromptVersion, on=VersionCheckpoint.version == PromptVersion.id).join(Prompt).where(mine),
         ),
         ("trace", Trace.select().where(Trace.account == account_id)),
         ("outcome", Trace.select().where((Trace.account == account_id) & Trace.has_outcome)),
@@ -382,6 +386,13 @@ def _created(request, response, before: State, after: State) -> None:
     assert after.owned_rows("prompt_version") == before.owned_rows("prompt_version") + 1
 
 
+def _edited(request, response, before: State, after: State) -> None:
+    v = response.prompt_version
+    assert (v.name, v.description) == (request.name, request.description)
+    assert v.change == prompts_pb2.CHANGE_KIND_EDIT
+    assert after.owned_rows("prompt_version") == before.owned_rows("prompt_version") + 1
+
+
 def _activated(request, response, before: State, after: State) -> None:
     v = response.prompt_version
     assert (v.name, v.version, v.is_active) == (request.name, request.version, True)
@@ -467,6 +478,26 @@ RPCS = [
                 st.sampled_from([1, 300, 100_000, 4_000_000]),
             ),
         )),
+    Rpc("EditPromptVersion", "PromptService", prompts_pb2.EditPromptVersionRequest, "write",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.EditPromptVersionRequest,
+            name=f.name(s),
+            base_version=f.optional_version(),
+            edits=st.lists(st.builds(
+                prompts_pb2.TextEdit,
+                old_text=f.text(st.sampled_from(["Hello", "{name}"]), st.text(max_size=8)),
+                new_text=f.text(st.text(NO_NUL, max_size=8)),
+            ), max_size=3),
+            description=f.text(st.text(NO_NUL, max_size=50)),
+            activate=st.none() | st.booleans(),
+        )), _edited),
+    Rpc("DiffPromptVersions", "PromptService", prompts_pb2.DiffPromptVersionsRequest, "read",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.DiffPromptVersionsRequest, name=f.name(s), from_version=f.version(),
+            to_version=f.version(),
+        ))),
+    Rpc("GetPrompt", "PromptService", prompts_pb2.GetPromptRequest, "read",
+        _both(lambda s, f: st.builds(prompts_pb2.GetPromptRequest, name=f.name(s)))),
     Rpc("RecordTraceOutcome", "AnalyticsService", analytics_pb2.RecordTraceOutcomeRequest, "write",
         _both(lambda s, f: st.builds(
             analytics_pb2.RecordTraceOutcomeRequest, outcome=f.unless_valid(f.outcome(s), None)

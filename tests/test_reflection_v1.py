@@ -199,6 +199,7 @@ def test_the_promptgauge_server_serves_both_reflection_versions_without_a_key(se
         reflection_pb2.ServerReflectionRequest(file_containing_symbol="promptgauge.v1.AnalyticsService"),
     )
     names = {s.name for s in listed.list_services_response.service}
-    assert names == {PROMPTS, "promptgauge.v1.AnalyticsService", "grpc.health.v1.Health", V1, V1ALPHA}
+    assert names == {PROMPTS, "promptgauge.v1.AnalyticsService", "promptgauge.v1.AgentService",
+                     "grpc.health.v1.Health", V1, V1ALPHA}
     pool = _pool(_files(described))
     assert pool.FindServiceByName("promptgauge.v1.AnalyticsService").methods_by_name["StreamUsage"]

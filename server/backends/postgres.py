@@ -17,6 +17,7 @@ construction, in one round trip.
 
 import re
 import select
+import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -192,6 +193,9 @@ class PostgresStore(SqlStore):
         if name not in names:
             self.execute(f"PREPARE {name} AS {sql}")
             names.add(name)
+
+    def version_key(self, version_id):
+        return version_id if isinstance(version_id, uuid.UUID) else uuid.UUID(str(version_id))
 
     def execute_prepared(self, name: str, sql: str, params: Sequence):
         self._prepare(name, _numbered(sql))

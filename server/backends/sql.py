@@ -141,7 +141,14 @@ class SqlStore(Store):
 
     # -- ingestion ------------------------------------------------------------
 
+    def version_key(self, version_id):
+        """A version id in the form the database hands back (sqlite3: the
+        hex text peewee stores), so that ids from a model and from a
+        statement compare equal."""
+        return self.version_param(version_id)
+
     def store_links(self, account_id, links, now, fold_at) -> tuple[list[bool], set]:
+        links = [(self.version_key(vid), trace_id, span_id) for vid, trace_id, span_id in links]
         # Lock order as every writer's: trace rows in trace_id order
         # (lock_traces), then checkpoints in version order (append_observations).
         linked: list[bool] = [False] * len(links)
