@@ -8,6 +8,7 @@ read-then-write.
 import datetime
 
 from peewee import (
+    SQL,
     AutoField,
     BigAutoField,
     BigIntegerField,
@@ -91,8 +92,10 @@ class PromptVersion(BaseModel):
     model_config = TextField(null=True)
     input_schema = TextField(null=True)
     output_schema = TextField(null=True)
-    change = SmallIntegerField(default=0)  # registry.CHANGE_*
-    source = CharField(max_length=64, default="")
+    # Defaults in the schema too, as the migration adds them: a row written
+    # without these columns (by raw SQL, an older replica) is still valid.
+    change = SmallIntegerField(default=0, constraints=[SQL("DEFAULT 0")])  # registry.CHANGE_*
+    source = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         indexes = ((("prompt", "version"), True),)
