@@ -10,6 +10,7 @@ import grpc
 import pytest
 from test_prompts import expect_error
 
+from promptgauge.server import demo
 from promptgauge.v1 import agents_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -85,6 +86,19 @@ def test_promptrails_walkthrough(prompts):
     assert after.agent_version.version == "1.0.0"
     (agent,) = client.list_agents().agents
     assert (agent.name, agent.current_version, agent.version_count) == ("support-bot", "1.0.0", 2)
+
+
+def test_the_demos_agent_section_runs_on_this_backend(client):
+    """The walk-through as `promptgauge demo` shows it, on each backend."""
+    client.create_prompt_version(demo.NAME, demo.V1)
+    lines: list[str] = []
+    demo.agent_walkthrough(client, lines.append)
+    assert lines[0].startswith("1. Agent support-bot 1.0.0 links")
+    assert [line.split()[:2] for line in lines[1:3]] == [["1.1.0", "gpt-4.1"], ["*", "1.0.0"]]
+    assert lines[3] == "2. Promoted 1.1.0:" and lines[4].split()[:2] == ["*", "1.1.0"]
+    assert "3. Rolled back: current is 1.0.0." in lines
+    assert "    now:    support-system v1, support-classifier v2" in lines
+    assert current(client, demo.AGENT) == ["1.0.0"]
 
 
 def test_empty_label_is_v_and_the_count(prompts):
