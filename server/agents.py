@@ -24,7 +24,7 @@ from .backends.base import Store
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .models import Agent, AgentVersion, Prompt, PromptVersion, VersionCheckpoint, utcnow
 from .registry import MAX_DESCRIPTION_CHARS, PromptRegistry, VersionView, view_of
-from .validation import check_name, check_page_size, check_text, check_version
+from .validation import canonical_trace_id, check_name, check_page_size, check_text, check_version
 
 # AgentKind's numbers.
 SIMPLE, CHAIN, MULTI_AGENT, WORKFLOW, COMPOSITE = 1, 2, 3, 4, 5
@@ -399,17 +399,18 @@ class AgentRegistry:
         check_name(agent, "agent")
         if version is not None:
             check_label(version)
+        if trace_id:
+            canonical_trace_id(trace_id)  # a bad one is refused before any work
         row_agent = self._agent(caller, agent)
-        view = _view(self._version(row_agent, version), row_agent)
+        row = self._version(row_agent, version)
+        view = _view(row, row_agent)
         if variables:
-            schemas.check_variables(
-                schemas.dumps(view.input_schema) if view.input_schema else None, variables
-            )
+            schemas.check_variables(row.input_schema, variables)
         resolved = []
         for i, link in enumerate(view.config.prompts):
-            prompt, row = self._linked_prompt(caller, link, i)
-            text = self.prompts.render_row(row, variables) if variables else ""
-            resolved.append(ResolvedPrompt(link.role, link.sort_order, view_of(row, prompt), text))
+            prompt, prompt_row = self._linked_prompt(caller, link, i)
+            text = self.prompts.render_row(prompt_row, variables) if variables else ""
+            resolved.append(ResolvedPrompt(link.role, link.sort_order, view_of(prompt_row, prompt), text))
         if trace_id:
             self.analytics.link_trace(caller, trace_id, [view.id, *(r.prompt_version.id for r in resolved)])
         return view, resolved

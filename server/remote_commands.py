@@ -271,8 +271,11 @@ def cmd_prompts_versions(args) -> int:
 
 
 def _compact(message: Message) -> str:
-    """A message or Struct as one line of JSON (protobuf's JSON mapping)."""
-    return json.dumps(json_format.MessageToDict(message), ensure_ascii=False, separators=(", ", ": "))
+    """A message or Struct as one line of JSON (protobuf's JSON mapping),
+    keys sorted: a Struct's map has no order of its own."""
+    return json.dumps(
+        json_format.MessageToDict(message), ensure_ascii=False, separators=(", ", ": "), sort_keys=True
+    )
 
 
 def _describe(v: prompts_pb2.PromptVersion) -> str:

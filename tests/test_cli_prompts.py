@@ -204,8 +204,8 @@ def test_create_with_model_config_schemas_and_source_and_show_them(run, client, 
     code, out, _ = run("prompts", "show", "full")
     assert code == 0
     assert "change:      create" in out and "(ci)" in out
-    assert 'model:       {"provider": "openai", "model": "gpt-4o", "temperature": 0.3}' in out
-    assert 'input:       {"required": ["name"], "type": "object"}' in out  # keys sorted as stored
+    assert 'model:       {"model": "gpt-4o", "provider": "openai", "temperature": 0.3}' in out
+    assert 'input:       {"required": ["name"], "type": "object"}' in out  # keys sorted
     assert 'output:      {"type": "string"}' in out
 
 
