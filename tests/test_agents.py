@@ -304,6 +304,32 @@ def test_concurrent_promotes_leave_exactly_one_current(prompts, server):
     assert client.get_agent_version("busy").version in labels[:-1]
 
 
+def test_concurrent_creates_of_a_new_agent_all_land_once_each(prompts):
+    client = prompts
+    made: list = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def create():
+        try:
+            start.wait(timeout=30)
+            made.append(client.create_agent_version("fresh", simple("system")))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    # One agent; every create made its own version, numbered in the order they landed.
+    assert sorted(v.version for v in made) == sorted(f"v{n}" for n in range(1, 9))
+    (agent,) = client.list_agents().agents
+    assert agent.version_count == 8
+    assert len(current(client, "fresh")) == 1
+
+
 # -- isolation ------------------------------------------------------------------
 
 
