@@ -9,7 +9,10 @@ import pytest
 from conftest import create_account, database_url, new_trace, read_sql, serve_process, skip_without_postgres
 
 from promptgauge.client import PromptGaugeClient
-from promptgauge.server.analytics import FOLD_AT
+from promptgauge.server import accounts, storage
+from promptgauge.server.analytics import FOLD_AT, Analytics
+from promptgauge.server.models import VersionCheckpoint
+from promptgauge.server.tally import TALLY_FIELDS
 from promptgauge.v1 import agents_pb2
 
 # Past one fold of the checkpoint, so that a comparison reads a checkpoint
@@ -137,3 +140,35 @@ def test_two_servers_on_one_postgres_count_each_agent_run_once(tmp_path):
         (links,) = read_sql(url, "SELECT COUNT(*) FROM usage_link")[0]
         # Each run: its agent version, and "plan" and "act" (1.0.0) or "act" (2.0.0).
         assert links == sum(3 if i % 2 == 0 else 2 for i in range(RUNS))
+
+
+def _checkpoint_state(version_id) -> tuple:
+    cp = VersionCheckpoint.get_by_id(version_id)
+    return (cp.last_observation_id, *(getattr(cp, name) for name in TALLY_FIELDS), bytes(cp.sketch or b""))
+
+
+def test_an_agent_versions_checkpoint_rebuilt_from_rows_equals_the_incremental_one(server, client, api_key):
+    # 1,500 durations: the sketch compresses its exact values, as in production.
+    runs = 1500
+    _setup(client)
+    agent_version = client.get_agent_version("runner", "1.0.0")
+    with storage.db.connection_context():
+        caller = accounts.authenticate(storage.store(), f"Bearer {api_key}")
+        analytics = Analytics(storage.store())
+        traces = [new_trace() for _ in range(runs)]
+        # Links through the code ResolveAgent uses, outcomes in batches, mixed orders.
+        outcomes = [(t, *_outcome(i).values()) for i, t in enumerate(traces)]
+        assert set(analytics.record_outcomes(caller, outcomes[: runs // 3])) == {"recorded"}
+        for trace in traces:
+            analytics.link_trace(caller, trace, [agent_version.id])
+        assert set(analytics.record_outcomes(caller, outcomes[runs // 3 :])) == {"recorded"}
+    before = _snapshot(client)
+    with storage.db.connection_context():
+        while analytics.fold(agent_version.id, limit=137):
+            pass
+        incremental = _checkpoint_state(agent_version.id)
+        analytics.rebuild(agent_version.id)
+        rebuilt = _checkpoint_state(agent_version.id)
+    assert rebuilt == incremental and len(rebuilt[-1]) > 0
+    assert _snapshot(client) == before
+    assert before[0][1:5] == _expected(list(range(runs)))
