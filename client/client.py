@@ -8,11 +8,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 
 import grpc
+from google.protobuf import json_format, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
     analytics_pb2,
     analytics_pb2_grpc,
     prompts_pb2,
@@ -105,6 +108,22 @@ class PromptGaugeError(Exception):
         return cls(error.code(), message, reason, field)
 
 
+def _struct(value: Mapping | struct_pb2.Struct | None) -> struct_pb2.Struct | None:
+    """A JSON object (a dict, such as a JSON Schema) as a google.protobuf.Struct."""
+    if value is None or isinstance(value, struct_pb2.Struct):
+        return value
+    out = struct_pb2.Struct()
+    out.update(dict(value))
+    return out
+
+
+def _model_config(value: Mapping | prompts_pb2.ModelConfig | None) -> prompts_pb2.ModelConfig | None:
+    """A ModelConfig from its fields by name ({"model": "gpt-4o", "temperature": 0.2})."""
+    if value is None or isinstance(value, prompts_pb2.ModelConfig):
+        return value
+    return json_format.ParseDict(dict(value), prompts_pb2.ModelConfig())
+
+
 def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:
     """PEM bytes given as such, or read from a file path."""
     if value is None or isinstance(value, bytes):
@@ -146,7 +165,8 @@ class PromptGaugeClient:
     Every call has one deadline, `timeout` seconds, for all its tries and
     waits. Calls are retried as the gRPC service config says: the one
     packaged with the client (service_config.json: every call but
-    CreatePromptVersion, on UNAVAILABLE), or `service_config` (a mapping,
+    CreatePromptVersion, EditPromptVersion and CreateAgentVersion, on
+    UNAVAILABLE), or `service_config` (a mapping,
     JSON text or a file path; a `grpc.service_config` in `options` is merged
     over it). `retry` replaces the numbers of its retry policies, and
     NO_RETRY turns them off; the `service_config` attribute is the config in
@@ -199,12 +219,14 @@ class PromptGaugeClient:
         self.prompts = prompts_pb2_grpc.PromptServiceStub(self._channel)
         self.analytics = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
         self.traces = trace_service_pb2_grpc.TraceServiceStub(self._channel)
+        self.agents = agents_pb2_grpc.AgentServiceStub(self._channel)
         # Each stub method's policy, looked up by the method object itself.
         self._policies = {
             getattr(stub, method.name): retry_policy(config, service.full_name, method.name)
             for stub, service in (
                 (self.prompts, prompts_pb2.DESCRIPTOR.services_by_name["PromptService"]),
                 (self.analytics, analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]),
+                (self.agents, agents_pb2.DESCRIPTOR.services_by_name["AgentService"]),
             )
             for method in service.methods
         }
@@ -274,8 +296,15 @@ class PromptGaugeClient:
         description: str = "",
         parent_version: int | None = None,
         activate: bool | None = None,
+        model_config: Mapping | prompts_pb2.ModelConfig | None = None,
+        input_schema: Mapping | None = None,
+        output_schema: Mapping | None = None,
+        source: str = "",
     ) -> prompts_pb2.PromptVersion:
-        """Register a version; `version` left out is one more than the highest."""
+        """Register a version; `version` left out is one more than the highest,
+        `parent_version` left out the active one. `model_config` is a
+        ModelConfig or its fields by name; the schemas are JSON Schemas
+        (draft 2020-12) as dicts."""
         request = prompts_pb2.CreatePromptVersionRequest(
             name=name,
             template_text=template_text,
@@ -283,8 +312,47 @@ class PromptGaugeClient:
             version=version,
             parent_version=parent_version,
             activate=activate,
+            model_config=_model_config(model_config),
+            input_schema=_struct(input_schema),
+            output_schema=_struct(output_schema),
+            source=source,
         )
         return self._call(self.prompts.CreatePromptVersion, request).prompt_version
+
+    def edit_prompt_version(
+        self,
+        name: str,
+        edits: Iterable[tuple[str, str]],
+        *,
+        base_version: int | None = None,
+        description: str = "",
+        activate: bool | None = None,
+        source: str = "",
+    ) -> prompts_pb2.PromptVersion:
+        """A new version from exact-match (old_text, new_text) replacements of
+        `base_version`'s text (the active one by default), applied in order."""
+        request = prompts_pb2.EditPromptVersionRequest(
+            name=name,
+            base_version=base_version,
+            edits=[prompts_pb2.TextEdit(old_text=old, new_text=new) for old, new in edits],
+            description=description,
+            activate=activate,
+            source=source,
+        )
+        return self._call(self.prompts.EditPromptVersion, request).prompt_version
+
+    def diff_prompt_versions(
+        self, name: str, from_version: int, to_version: int
+    ) -> prompts_pb2.DiffPromptVersionsResponse:
+        """`.unified_diff` of the templates and `.changed_fields`, the other fields that differ."""
+        request = prompts_pb2.DiffPromptVersionsRequest(
+            name=name, from_version=from_version, to_version=to_version
+        )
+        return self._call(self.prompts.DiffPromptVersions, request)
+
+    def get_prompt(self, name: str) -> prompts_pb2.Prompt:
+        """The prompt as a whole: active and latest version, count, times."""
+        return self._call(self.prompts.GetPrompt, prompts_pb2.GetPromptRequest(name=name)).prompt
 
     def list_prompts(self, page_size: int = 0, page_token: str = "") -> prompts_pb2.ListPromptsResponse:
         """One page of every version of every prompt."""
@@ -418,6 +486,69 @@ class PromptGaugeClient:
         Not retried here: an exporter retries as OTLP says, and a re-export
         changes nothing."""
         return self._call(self.traces.Export, request, timeout, retry=False)
+    # -- AgentService -----------------------------------------------------
+
+    def create_agent_version(
+        self,
+        agent: str,
+        config: agents_pb2.AgentConfig,
+        *,
+        version: str = "",
+        input_schema: Mapping | None = None,
+        output_schema: Mapping | None = None,
+        message: str = "",
+        promote: bool | None = None,
+    ) -> agents_pb2.AgentVersion:
+        """A new agent version ("v<n>" when `version` is empty); the first
+        creates the agent. Not retried: sent twice it would make two."""
+        request = agents_pb2.CreateAgentVersionRequest(
+            agent=agent, version=version, config=config, input_schema=_struct(input_schema),
+            output_schema=_struct(output_schema), message=message, promote=promote,
+        )
+        return self._call(self.agents.CreateAgentVersion, request).agent_version
+
+    def list_agents(self, page_size: int = 0, page_token: str = "") -> agents_pb2.ListAgentsResponse:
+        """One page of the account's agents, by name."""
+        request = agents_pb2.ListAgentsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self.agents.ListAgents, request)
+
+    def list_agent_versions(
+        self, agent: str, page_size: int = 0, page_token: str = ""
+    ) -> agents_pb2.ListAgentVersionsResponse:
+        """One page of an agent's versions, newest first."""
+        request = agents_pb2.ListAgentVersionsRequest(agent=agent, page_size=page_size, page_token=page_token)
+        return self._call(self.agents.ListAgentVersions, request)
+
+    def get_agent_version(self, agent: str, version: str | None = None) -> agents_pb2.AgentVersion:
+        """One agent version; without `version`, the current one."""
+        request = agents_pb2.GetAgentVersionRequest(agent=agent, version=version)
+        return self._call(self.agents.GetAgentVersion, request).agent_version
+
+    def promote_agent_version(self, agent: str, version: str) -> agents_pb2.AgentVersion:
+        """Make a version current: promote or roll back."""
+        request = agents_pb2.PromoteAgentVersionRequest(agent=agent, version=version)
+        return self._call(self.agents.PromoteAgentVersion, request).agent_version
+
+    def resolve_agent(
+        self,
+        agent: str,
+        *,
+        version: str | None = None,
+        trace_id: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> agents_pb2.ResolveAgentResponse:
+        """What a run of the agent executes now (`.agent_version`, `.prompts`
+        in sort order, rendered when `variables` are given); with `trace_id`
+        the run is linked for CompareAgentVersions and ComparePromptVersions."""
+        request = agents_pb2.ResolveAgentRequest(
+            agent=agent, version=version, trace_id=trace_id, variables=dict(variables or {})
+        )
+        return self._call(self.agents.ResolveAgent, request)
+
+    def compare_agent_versions(self, agent: str) -> agents_pb2.CompareAgentVersionsResponse:
+        """Per agent version, oldest first: traces, success rate, cost, latency."""
+        request = agents_pb2.CompareAgentVersionsRequest(agent=agent)
+        return self._call(self.agents.CompareAgentVersions, request)
 
     def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""

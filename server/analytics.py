@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import validation
 from .accounts import Caller
-from .backends.base import Checkpoint, NewObservation, Store, Usage
+from .backends.base import Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
 from .sketch import LatencySketch
@@ -203,6 +203,15 @@ class Analytics:
         self._fold_if_due(due)
         return usage_results, outcome_results
 
+    def link_trace(self, caller: Caller, trace_id: str, version_ids: Sequence) -> None:
+        """Link a trace to versions known to exist (prompt or agent versions),
+        as usage records link it: idempotent, the outcome before or after."""
+        trace = validation.canonical_trace_id(trace_id)
+        _, due = self.store.store_links(
+            caller.account_id, [(vid, trace, "") for vid in version_ids], utcnow(), self.fold_at
+        )
+        self._fold_if_due(due)
+
     # -- aggregation --------------------------------------------------------
 
     def compare(self, caller: Caller, name: str) -> list[VersionMetrics]:
@@ -213,6 +222,11 @@ class Analytics:
         versions = self.store.comparison(caller.account_id, name)
         if versions is None:
             raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
+        return self.measure(versions)
+
+    def measure(self, versions: list[ComparedVersion]) -> list[VersionMetrics]:
+        """Metrics of versions (of a prompt or of an agent) from their
+        checkpoints as read and the tails after them, in the given order."""
         checkpoints = {v.id: v.checkpoint for v in versions if v.checkpoint is not None}
         tallies = {vid: cp.tally.copy() for vid, cp in checkpoints.items()}
         durations: dict = {vid: [] for vid in checkpoints}

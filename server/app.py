@@ -16,9 +16,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
 
 from . import storage
+from .agents import AgentRegistry
 from .analytics import Analytics
 from .dashboard.pages import Pages
 from .dashboard.web import Dashboard, tls_context
@@ -28,7 +36,7 @@ from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, 
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
-from .servicers import AnalyticsServicer, PromptServicer, TraceServicer
+from .servicers import AgentServicer, AnalyticsServicer, PromptServicer, TraceServicer
 from .settings import Settings, join_host_port, split_host_port
 from .workers import Workers
 
@@ -39,6 +47,7 @@ SERVICE_NAMES = (
     analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
     # OTLP/gRPC traces, from opentelemetry-proto's generated code (otlp.py).
     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+    agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
 )
 
 
@@ -203,6 +212,9 @@ def start_server(settings: Settings) -> RunningServer:
                     settings.max_message_bytes,
                 )),
                 (trace_service_pb2_grpc.add_TraceServiceServicer_to_server, TraceServicer(analytics)),
+                (agents_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(
+                    AgentRegistry(store, registry, analytics)
+                )),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
         ), loop).result()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from promptgauge.client import PromptGaugeClient
 from promptgauge.client.format import comparison_table
-from promptgauge.v1 import analytics_pb2
+from promptgauge.v1 import agents_pb2, analytics_pb2
 
 from . import accounts, storage
 from .app import start_server
@@ -90,6 +90,58 @@ def _show_versions(pg: PromptGaugeClient, out) -> None:
         out(f"    {marker} v{v.version}  {v.description}")
 
 
+AGENT = "support-bot"
+
+
+def _agent_config(model: str) -> agents_pb2.AgentConfig:
+    return agents_pb2.AgentConfig(
+        kind=agents_pb2.AGENT_KIND_CHAIN,
+        model_config={"provider": "openai", "model": model, "temperature": 0.2},
+        prompts=[
+            agents_pb2.PromptLink(prompt_name="support-system", role="system", sort_order=0),
+            agents_pb2.PromptLink(prompt_name=NAME, role="classifier", sort_order=1),
+        ],
+    )
+
+
+def _show_agent_versions(pg: PromptGaugeClient, out) -> None:
+    for v in pg.list_agent_versions(AGENT).agent_versions:
+        marker = "*" if v.is_current else " "
+        out(f"    {marker} {v.version}  {v.config.model_config.model}  {v.message}")
+
+
+def agent_walkthrough(pg: PromptGaugeClient, out=print, step: int = 1) -> None:
+    """PromptRails' agent versioning on this server: an agent linking two
+    prompts with roles, a second version promoted and rolled back, and a
+    prompt promotion that the agent follows with no new version of its own.
+    Needs the prompt NAME with an active version; `step` numbers the lines."""
+    pg.create_prompt_version("support-system", "You are the support assistant of {product}.")
+    pg.create_agent_version(AGENT, _agent_config("gpt-4o"), version="1.0.0", message="Initial version")
+    pg.create_agent_version(AGENT, _agent_config("gpt-4.1"), version="1.1.0", message="Newer model",
+                            promote=False)
+    out(f"{step}. Agent {AGENT} 1.0.0 links support-system (system) and {NAME} (classifier);"
+        " 1.1.0 is staged (* = current):")
+    _show_agent_versions(pg, out)
+    pg.promote_agent_version(AGENT, "1.1.0")
+    out(f"{step + 1}. Promoted 1.1.0:")
+    _show_agent_versions(pg, out)
+    pg.promote_agent_version(AGENT, "1.0.0")
+    out(f"{step + 2}. Rolled back: current is {pg.get_agent_version(AGENT).version}.")
+    before = pg.resolve_agent(AGENT)
+    staged = pg.create_prompt_version(NAME, V2 + " Answer with one word.", activate=False,
+                                      description="One-word answers")
+    pg.activate_prompt_version(NAME, staged.version)
+    after = pg.resolve_agent(AGENT, variables={"product": "Acme", "ticket_text": TICKET})
+    used = ", ".join(f"{p.prompt_version.name} v{p.prompt_version.version}" for p in before.prompts)
+    now = ", ".join(f"{p.prompt_version.name} v{p.prompt_version.version}" for p in after.prompts)
+    out(f"{step + 3}. Promoted {NAME} v{staged.version}; agent {after.agent_version.version} follows it"
+        " with no new agent version:")
+    out(f"    before: {used}")
+    out(f"    now:    {now}")
+    for p in after.prompts:
+        out(f"    [{p.role}] {p.rendered_text}")
+
+
 def run_demo(out=print) -> int:
     with tempfile.TemporaryDirectory(prefix="promptgauge-demo-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'demo.db'}"
@@ -129,6 +181,8 @@ def run_demo(out=print) -> int:
 
                 out("8. Comparing the versions:\n")
                 out(comparison_table(pg.compare_prompt_versions(NAME)))
+                out("")
+                agent_walkthrough(pg, out, step=9)
         finally:
             running.stop(grace=1)
     out("\nDone. The database was temporary; run `promptgauge serve` for a real one.")

@@ -8,6 +8,7 @@ read-then-write.
 import datetime
 
 from peewee import (
+    SQL,
     AutoField,
     BigAutoField,
     BigIntegerField,
@@ -87,9 +88,50 @@ class PromptVersion(BaseModel):
     parent_version = IntegerField(null=True)
     created_by = CharField(max_length=64)
     create_time = DateTimeField(default=utcnow)
+    # JSON texts (NULL when none was given): read whole, never queried into.
+    model_config = TextField(null=True)
+    input_schema = TextField(null=True)
+    output_schema = TextField(null=True)
+    # Defaults in the schema too, as the migration adds them: a row written
+    # without these columns (by raw SQL, an older replica) is still valid.
+    change = SmallIntegerField(default=0, constraints=[SQL("DEFAULT 0")])  # registry.CHANGE_*
+    source = CharField(max_length=64, default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         indexes = ((("prompt", "version"), True),)
+
+
+class Agent(BaseModel):
+    """An agent name of an account. `current_version` is the single source of
+    which version is current, so "exactly one current" holds by construction."""
+
+    id = AutoField()
+    account = ForeignKeyField(Account, backref="agents", on_delete="CASCADE")
+    name = CharField(max_length=128)
+    current_version = UUIDField(null=True)
+    create_time = DateTimeField(default=utcnow)
+    update_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "name"), True),)
+
+
+class AgentVersion(BaseModel):
+    """One immutable version of an agent; `number` orders them (1, 2, ...)."""
+
+    id = UUIDField(primary_key=True)
+    agent = ForeignKeyField(Agent, backref="versions", on_delete="CASCADE")
+    label = CharField(max_length=64)
+    number = IntegerField()
+    config = TextField()  # JSON: kind, model_config, prompts, extra
+    input_schema = TextField(null=True)
+    output_schema = TextField(null=True)
+    message = TextField(default="")
+    created_by = CharField(max_length=64)
+    create_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("agent", "label"), True), (("agent", "number"), True))
 
 
 class Trace(BaseModel):
@@ -111,11 +153,16 @@ class Trace(BaseModel):
         indexes = ((("account", "trace_id"), True),)
 
 
+# The analytics tables measure a "version": the id of a prompt version or of
+# an agent version (both UUIDs, never equal), so their `version` column has no
+# foreign key to either table. Versions are never deleted.
+
+
 class UsageLink(BaseModel):
-    """A trace used a prompt version (at a span, or "" for the whole trace)."""
+    """A trace used a version (at a span, or "" for the whole trace)."""
 
     id = BigAutoField()
-    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    version = UUIDField(column_name="version_id")
     trace = ForeignKeyField(Trace, on_delete="CASCADE")
     span_id = CharField(max_length=128, default="")
     create_time = DateTimeField(default=utcnow)
@@ -130,7 +177,7 @@ class Observation(BaseModel):
     trace counts twice. Checkpoints fold these rows in id order."""
 
     id = BigAutoField()
-    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    version = UUIDField(column_name="version_id")
     trace = ForeignKeyField(Trace, on_delete="CASCADE")
     kind = SmallIntegerField()  # tally.OBSERVATION_LINKED or OBSERVATION_OUTCOME
     success = BooleanField(null=True)
@@ -146,7 +193,7 @@ class VersionCheckpoint(BaseModel):
     serialized latency sketch. Derived state, rebuildable from observations.
     The counters are named as tally.Tally's fields: state moves by name."""
 
-    version = ForeignKeyField(PromptVersion, primary_key=True, on_delete="CASCADE")
+    version = UUIDField(primary_key=True, column_name="version_id")
     last_observation_id = BigIntegerField(default=0)
     total_traces = BigIntegerField(default=0)
     success_n = BigIntegerField(default=0)
@@ -159,4 +206,5 @@ class VersionCheckpoint(BaseModel):
 
 
 MODELS = [Setting, Account, ApiKey, Prompt, PromptVersion]
+AGENT_MODELS = [Agent, AgentVersion]
 ANALYTICS_MODELS = [Trace, UsageLink, Observation, VersionCheckpoint]

@@ -1,6 +1,6 @@
 """The commands that work through a running server, over gRPC with the
-Python client: `promptgauge prompts ...`. (accounts and keys work on the
-database itself: cli.py.)
+Python client: `promptgauge prompts ...` and `promptgauge agents ...`.
+(accounts and keys work on the database itself: cli.py.)
 
 Every command takes the same connection flags (--target, --api-key, the TLS
 files, --timeout; PROMPTGAUGE_* variables stand in for them), prints a human
@@ -24,12 +24,12 @@ from google.protobuf.message import Message
 
 from promptgauge.client import NO_RETRY, PromptGaugeClient, PromptGaugeError
 from promptgauge.client.format import table
-from promptgauge.v1 import prompts_pb2
+from promptgauge.v1 import agents_pb2, prompts_pb2
 
+from .agents import check_label
 from .cli import DEFAULT_TARGET, CommandError, UsageError
 from .errors import InvalidArgument
 from .settings import split_host_port
-from .templates import unified_diff
 from .validation import INT32_MAX, check_name
 
 CONNECTION_ENV = {
@@ -65,6 +65,20 @@ def name_at_version(raw: str) -> tuple[str, int | None]:
     """argparse type: NAME or NAME@VERSION."""
     name, at, version = raw.partition("@")
     return prompt_name(name), version_number(version) if at else None
+
+
+def agent_label(raw: str) -> str:
+    """argparse type: an agent version label."""
+    try:
+        return check_label(raw)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
+def agent_at_version(raw: str) -> tuple[str, str | None]:
+    """argparse type: AGENT or AGENT@VERSION."""
+    name, at, label = raw.partition("@")
+    return prompt_name(name), agent_label(label) if at else None
 
 
 def variable(raw: str) -> tuple[str, str]:
@@ -256,13 +270,28 @@ def cmd_prompts_versions(args) -> int:
     return 0
 
 
+def _compact(message: Message) -> str:
+    """A message or Struct as one line of JSON (protobuf's JSON mapping),
+    keys sorted: a Struct's map has no order of its own."""
+    return json.dumps(
+        json_format.MessageToDict(message), ensure_ascii=False, separators=(", ", ": "), sort_keys=True
+    )
+
+
 def _describe(v: prompts_pb2.PromptVersion) -> str:
     facts = [
         ("parent", _parent(v)),
-        ("created", f"{_utc(v)} UTC by {v.created_by}"),
+        ("change", prompts_pb2.ChangeKind.Name(v.change).removeprefix("CHANGE_KIND_").lower()),
+        ("created", f"{_utc(v)} UTC by {v.created_by}" + (f" ({v.source})" if v.source else "")),
         ("variables", ", ".join(v.variables) or "-"),
         ("id", v.id),
     ]
+    if v.HasField("model_config"):
+        facts.append(("model", _compact(v.model_config)))
+    if v.HasField("input_schema"):
+        facts.append(("input", _compact(v.input_schema)))
+    if v.HasField("output_schema"):
+        facts.append(("output", _compact(v.output_schema)))
     if v.description:
         facts.append(("description", v.description))
     lines = [f"{v.name} v{v.version}" + (" (active)" if v.is_active else "")]
@@ -295,8 +324,36 @@ def _read_template(path: str) -> str:
         raise CommandError(f"--file={path}: {source} is not UTF-8 text (byte {error.start})") from None
 
 
+def _read_json(path: str | None, flag: str) -> dict | None:
+    """A JSON object from a file named by a flag; None when the flag is not given."""
+    if path is None:
+        return None
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except OSError as error:
+        raise CommandError(f"{flag}={path}: cannot read it: {error.strerror}") from None
+    except ValueError as error:
+        raise UsageError(f"{flag}={path}: not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag}={path}: must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _message_from_json(path: str | None, flag: str, message: Message) -> Message | None:
+    value = _read_json(path, flag)
+    if value is None:
+        return None
+    try:
+        return json_format.ParseDict(value, message)
+    except json_format.ParseError as error:
+        raise UsageError(f"{flag}={path}: not a {message.DESCRIPTOR.name}: {error}") from None
+
+
 def cmd_prompts_create(args) -> int:
     template_text = _read_template(args.file)
+    model_config = _message_from_json(args.model_config, "--model-config", prompts_pb2.ModelConfig())
+    input_schema = _read_json(args.input_schema, "--input-schema")
+    output_schema = _read_json(args.output_schema, "--output-schema")
     with connect(args) as pg:
         created = pg.create_prompt_version(
             args.name,
@@ -305,6 +362,10 @@ def cmd_prompts_create(args) -> int:
             description=args.description or "",
             parent_version=args.parent,
             activate=False if args.no_activate else None,
+            model_config=model_config,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            source=args.source or "",
         )
     if args.json:
         print_json(prompts_pb2.CreatePromptVersionResponse(prompt_version=created))
@@ -315,6 +376,24 @@ def cmd_prompts_create(args) -> int:
             f"created {created.name} v{created.version}, staged (not active): promote it with "
             f"`promptgauge prompts activate {created.name} {created.version}`"
         )
+    return 0
+
+
+def cmd_prompts_edit(args) -> int:
+    with connect(args) as pg:
+        edited = pg.edit_prompt_version(
+            args.name,
+            [tuple(pair) for pair in args.replace],
+            base_version=args.base,
+            description=args.description or "",
+            activate=False if args.no_activate else None,
+            source=args.source or "",
+        )
+    if args.json:
+        print_json(prompts_pb2.EditPromptVersionResponse(prompt_version=edited))
+    else:
+        state = "active" if edited.is_active else "staged (not active)"
+        print(f"created {edited.name} v{edited.version} from v{edited.parent_version}, {state}")
     return 0
 
 
@@ -341,14 +420,139 @@ def cmd_prompts_render(args) -> int:
 
 def cmd_prompts_diff(args) -> int:
     with connect(args) as pg:
-        before = pg.get_prompt_version(args.name, args.from_version)
-        after = pg.get_prompt_version(args.name, args.to_version)
-    labels = f"{args.name} v{before.version}", f"{args.name} v{after.version}"
-    diff = unified_diff(before.template_text, after.template_text, *labels)
+        diff = pg.diff_prompt_versions(args.name, args.from_version, args.to_version)
     if args.json:
-        print(json.dumps({"unifiedDiff": diff}, indent=2, ensure_ascii=False))
+        print_json(diff)
     else:
-        sys.stdout.write(diff)
+        sys.stdout.write(diff.unified_diff)
+        if diff.changed_fields:
+            print(f"other fields that differ: {', '.join(diff.changed_fields)}")
+    return 0
+
+
+# -- agents -------------------------------------------------------------------
+
+
+def _links(version: agents_pb2.AgentVersion) -> str:
+    return ", ".join(
+        f"{link.prompt_name}" + (f"@{link.pinned_version}" if link.HasField("pinned_version") else "")
+        + (f" ({link.role})" if link.role else "")
+        for link in version.config.prompts
+    )
+
+
+def cmd_agents_list(args) -> int:
+    agents, token = [], ""
+    with connect(args) as pg:
+        while True:
+            page = pg.list_agents(page_token=token)
+            agents.extend(page.agents)
+            token = page.next_page_token
+            if not token:
+                break
+    if args.json:
+        print_json(agents_pb2.ListAgentsResponse(agents=agents))
+        return 0
+    rows = [(a.name, a.current_version, f"{a.version_count:,}", _utc(a, "update_time")) for a in agents]
+    print(table(("AGENT", "CURRENT", "VERSIONS", "UPDATED (UTC)"), rows, numeric={2}))
+    return 0
+
+
+def cmd_agents_versions(args) -> int:
+    versions, token = [], ""
+    with connect(args) as pg:
+        while True:
+            page = pg.list_agent_versions(args.agent, page_token=token)
+            versions.extend(page.agent_versions)
+            token = page.next_page_token
+            if not token:
+                break
+    if args.json:
+        print_json(agents_pb2.ListAgentVersionsResponse(agent_versions=versions))
+        return 0
+    rows = [
+        (v.version, "current" if v.is_current else "", agents_pb2.AgentKind.Name(v.config.kind)
+         .removeprefix("AGENT_KIND_").lower(), v.config.model_config.model or "-", _links(v), _utc(v),
+         _one_line(v.message, 40))
+        for v in versions
+    ]
+    print(table(("VERSION", "STATUS", "KIND", "MODEL", "PROMPTS", "CREATED (UTC)", "MESSAGE"), rows))
+    return 0
+
+
+def _describe_agent(v: agents_pb2.AgentVersion) -> str:
+    facts = [
+        ("kind", agents_pb2.AgentKind.Name(v.config.kind).removeprefix("AGENT_KIND_").lower()),
+        ("prompts", _links(v)),
+        ("created", f"{_utc(v)} UTC by {v.created_by}"),
+        ("id", v.id),
+    ]
+    if v.config.HasField("model_config"):
+        facts.append(("model", _compact(v.config.model_config)))
+    for label, field in (("input", "input_schema"), ("output", "output_schema")):
+        if v.HasField(field):
+            facts.append((label, _compact(getattr(v, field))))
+    if v.message:
+        facts.append(("message", v.message))
+    lines = [f"{v.agent} {v.version}" + (" (current)" if v.is_current else "")]
+    lines += [f"{label + ':':<10}{value}" for label, value in facts]
+    return "\n".join(lines)
+
+
+def cmd_agents_show(args) -> int:
+    agent, version = args.agent_version
+    with connect(args) as pg:
+        found = pg.get_agent_version(agent, version)
+    if args.json:
+        print_json(agents_pb2.GetAgentVersionResponse(agent_version=found))
+    else:
+        print(_describe_agent(found))
+    return 0
+
+
+def cmd_agents_create(args) -> int:
+    config = _message_from_json(args.config, "--config", agents_pb2.AgentConfig())
+    input_schema = _read_json(args.input_schema, "--input-schema")
+    output_schema = _read_json(args.output_schema, "--output-schema")
+    with connect(args) as pg:
+        created = pg.create_agent_version(
+            args.agent, config, version=args.version or "", input_schema=input_schema,
+            output_schema=output_schema, message=args.message or "",
+            promote=False if args.no_promote else None,
+        )
+    if args.json:
+        print_json(agents_pb2.CreateAgentVersionResponse(agent_version=created))
+    elif created.is_current:
+        print(f"created {created.agent} {created.version} (current)")
+    else:
+        print(f"created {created.agent} {created.version}, staged (not current): promote it with "
+              f"`promptgauge agents promote {created.agent} {created.version}`")
+    return 0
+
+
+def cmd_agents_promote(args) -> int:
+    with connect(args) as pg:
+        promoted = pg.promote_agent_version(args.agent, args.version)
+    if args.json:
+        print_json(agents_pb2.PromoteAgentVersionResponse(agent_version=promoted))
+    else:
+        print(f"{promoted.agent} {promoted.version} is current")
+    return 0
+
+
+def cmd_agents_resolve(args) -> int:
+    agent, version = args.agent_version
+    with connect(args) as pg:
+        resolved = pg.resolve_agent(agent, version=version, trace_id=args.trace_id or "",
+                                    variables=dict(args.var or ()))
+    if args.json:
+        print_json(resolved)
+        return 0
+    print(f"{resolved.agent_version.agent} {resolved.agent_version.version}")
+    for p in resolved.prompts:
+        print(f"[{p.role or '-'}] {p.prompt_version.name} v{p.prompt_version.version}")
+        if p.rendered_text:
+            print(p.rendered_text)
     return 0
 
 
@@ -410,7 +614,62 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="a variable's value (repeat for each)",
     )
 
+    create.add_argument("--model-config", metavar="FILE",
+                        help="the model it is written for: a JSON ModelConfig ({\"model\": ..., ...})")
+    create.add_argument("--input-schema", metavar="FILE", help="JSON Schema (2020-12) of its variables")
+    create.add_argument("--output-schema", metavar="FILE", help="JSON Schema (2020-12) of its output")
+    create.add_argument("--source", help="who or what made it (api, ui, ci, ...)")
+
+    edit = command("edit", cmd_prompts_edit,
+                   "create a version by exact-match replacements in a version's template")
+    edit.add_argument("name", type=prompt_name)
+    edit.add_argument("--replace", nargs=2, action="append", required=True, metavar=("OLD", "NEW"),
+                      help="replace OLD, which must occur exactly once, by NEW (repeat: applied in order)")
+    edit.add_argument("--base", type=version_number, metavar="VERSION",
+                      help="the version to edit (default: the active one)")
+    edit.add_argument("--description", help="what changed in this version")
+    edit.add_argument("--no-activate", action="store_true", help="stage it: the active version stays")
+    edit.add_argument("--source", help="who or what made it (api, ui, ci, ...)")
+
     diff = command("diff", cmd_prompts_diff, "print the unified diff of two versions' templates")
     diff.add_argument("name", type=prompt_name)
     diff.add_argument("from_version", type=version_number, metavar="FROM")
     diff.add_argument("to_version", type=version_number, metavar="TO")
+
+    agents = commands.add_parser(
+        "agents", help="create, list, show, promote and resolve agent versions (through a server)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def agent_command(name: str, run, help: str) -> argparse.ArgumentParser:
+        return add_command(agents, name, run, help)
+
+    agent_command("list", cmd_agents_list, "list the agents: current version, version count")
+    agent_versions = agent_command("versions", cmd_agents_versions, "list an agent's versions, newest first")
+    agent_versions.add_argument("agent", type=prompt_name)
+    agent_show = agent_command("show", cmd_agents_show, "show an agent version (the current one by default)")
+    agent_show.add_argument("agent_version", type=agent_at_version, metavar="AGENT[@VERSION]")
+    agent_create = agent_command(
+        "create", cmd_agents_create, "create an agent version from a JSON AgentConfig; current by default"
+    )
+    agent_create.add_argument("agent", type=prompt_name)
+    agent_create.add_argument("--config", required=True, metavar="FILE",
+                              help='the AgentConfig as JSON ({"kind": "AGENT_KIND_CHAIN", "prompts": [...]})')
+    agent_create.add_argument(
+        "--version", type=agent_label, help='its label (default: "v" and the count + 1)'
+    )
+    agent_create.add_argument("--input-schema", metavar="FILE", help="JSON Schema (2020-12) of its variables")
+    agent_create.add_argument("--output-schema", metavar="FILE", help="JSON Schema (2020-12) of its output")
+    agent_create.add_argument("--message", help="release notes")
+    agent_create.add_argument("--no-promote", action="store_true", help="stage it: the current version stays")
+    agent_promote = agent_command(
+        "promote", cmd_agents_promote, "make a version current: promote or roll back"
+    )
+    agent_promote.add_argument("agent", type=prompt_name)
+    agent_promote.add_argument("version", type=agent_label)
+    agent_resolve = agent_command(
+        "resolve", cmd_agents_resolve, "print what a run of the agent executes now, rendered with --var"
+    )
+    agent_resolve.add_argument("agent_version", type=agent_at_version, metavar="AGENT[@VERSION]")
+    agent_resolve.add_argument("--var", type=variable, action="append", metavar="KEY=VALUE",
+                               help="a variable's value (repeat for each)")
+    agent_resolve.add_argument("--trace-id", help="link this run's trace to what it resolved")

@@ -9,17 +9,24 @@ is async and hands each batch to a worker, so an idle stream holds no thread.
 import asyncio
 import collections
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
 
-from . import otlp
+from . import agents, otlp
 from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
-from .registry import PromptRegistry, VersionView
+from .registry import PromptRegistry, PromptView, VersionView
 from .workers import Workers
 
 
@@ -28,9 +35,38 @@ def _opt(message, field: str):
     return getattr(message, field) if message.HasField(field) else None
 
 
+def timestamp(when) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
+def struct_dict(message, field: str) -> dict | None:
+    """A google.protobuf.Struct field as a dict; None when unset."""
+    return json_format.MessageToDict(getattr(message, field)) if message.HasField(field) else None
+
+
+def struct_of(value: dict | None) -> struct_pb2.Struct | None:
+    if value is None:
+        return None
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def model_config_dict(message, field: str = "model_config") -> dict | None:
+    """A ModelConfig field as ModelConfig's fields by name; None when unset."""
+    if not message.HasField(field):
+        return None
+    return json_format.MessageToDict(getattr(message, field), preserving_proto_field_name=True)
+
+
+def model_config_of(value: dict | None) -> prompts_pb2.ModelConfig | None:
+    return None if value is None else json_format.ParseDict(value, prompts_pb2.ModelConfig())
+
+
 def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
-    create_time = timestamp_pb2.Timestamp()
-    create_time.FromDatetime(view.create_time)
+    create_time = timestamp(view.create_time)
     return prompts_pb2.PromptVersion(
         id=view.id,
         name=view.name,
@@ -42,6 +78,19 @@ def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
         created_by=view.created_by,
         create_time=create_time,
         variables=view.variables,
+        model_config=model_config_of(view.model_config),
+        input_schema=struct_of(view.input_schema),
+        output_schema=struct_of(view.output_schema),
+        change=view.change,
+        source=view.source,
+    )
+
+
+def prompt_message(view: PromptView) -> prompts_pb2.Prompt:
+    return prompts_pb2.Prompt(
+        name=view.name, active_version=view.active_version, latest_version=view.latest_version,
+        version_count=view.version_count, create_time=timestamp(view.create_time),
+        update_time=timestamp(view.update_time),
     )
 
 
@@ -58,6 +107,10 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
             version=_opt(request, "version"),
             parent_version=_opt(request, "parent_version"),
             activate=_opt(request, "activate"),
+            model_config=model_config_dict(request),
+            input_schema=struct_dict(request, "input_schema"),
+            output_schema=struct_dict(request, "output_schema"),
+            source=request.source,
         )
         return prompts_pb2.CreatePromptVersionResponse(prompt_version=version_message(view))
 
@@ -88,6 +141,28 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
             current_caller(), request.name, dict(request.variables), _opt(request, "version")
         )
         return prompts_pb2.RenderPromptResponse(text=text, version=version)
+
+    def EditPromptVersion(self, request, context):
+        view = self.registry.edit_version(
+            current_caller(),
+            name=request.name,
+            edits=[(e.old_text, e.new_text) for e in request.edits],
+            base_version=_opt(request, "base_version"),
+            description=request.description,
+            activate=_opt(request, "activate"),
+            source=request.source,
+        )
+        return prompts_pb2.EditPromptVersionResponse(prompt_version=version_message(view))
+
+    def DiffPromptVersions(self, request, context):
+        diff, fields = self.registry.diff(
+            current_caller(), request.name, request.from_version, request.to_version
+        )
+        return prompts_pb2.DiffPromptVersionsResponse(unified_diff=diff, changed_fields=fields)
+
+    def GetPrompt(self, request, context):
+        view = self.registry.get_prompt(current_caller(), request.name)
+        return prompts_pb2.GetPromptResponse(prompt=prompt_message(view))
 
 
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:
@@ -319,3 +394,103 @@ class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
             response.partial_success.rejected_spans = mapped.rejected
             response.partial_success.error_message = mapped.error_message()
         return response
+def agent_config_of(message: agents_pb2.AgentConfig) -> agents.AgentConfig:
+    return agents.AgentConfig(
+        kind=message.kind,
+        model_config=model_config_dict(message),
+        prompts=tuple(
+            agents.PromptLink(link.prompt_name, link.role, link.sort_order, _opt(link, "pinned_version"))
+            for link in message.prompts
+        ),
+        extra=struct_dict(message, "extra"),
+    )
+
+
+def agent_config_message(config: agents.AgentConfig) -> agents_pb2.AgentConfig:
+    return agents_pb2.AgentConfig(
+        kind=config.kind,
+        model_config=model_config_of(config.model_config),
+        prompts=[
+            agents_pb2.PromptLink(prompt_name=link.prompt_name, role=link.role, sort_order=link.sort_order,
+                                  pinned_version=link.pinned_version)
+            for link in config.prompts
+        ],
+        extra=struct_of(config.extra),
+    )
+
+
+def agent_version_message(view: agents.AgentVersionView) -> agents_pb2.AgentVersion:
+    return agents_pb2.AgentVersion(
+        id=view.id, agent=view.agent, version=view.version, config=agent_config_message(view.config),
+        input_schema=struct_of(view.input_schema), output_schema=struct_of(view.output_schema),
+        message=view.message, is_current=view.is_current, created_by=view.created_by,
+        create_time=timestamp(view.create_time),
+    )
+
+
+class AgentServicer(agents_pb2_grpc.AgentServiceServicer):
+    def __init__(self, registry: agents.AgentRegistry):
+        self.registry = registry
+
+    def CreateAgentVersion(self, request, context):
+        view = self.registry.create_version(
+            current_caller(),
+            agent=request.agent,
+            version=request.version,
+            config=agent_config_of(request.config) if request.HasField("config") else None,
+            input_schema=struct_dict(request, "input_schema"),
+            output_schema=struct_dict(request, "output_schema"),
+            message=request.message,
+            promote=_opt(request, "promote"),
+        )
+        return agents_pb2.CreateAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def ListAgents(self, request, context):
+        views, token = self.registry.list_agents(current_caller(), request.page_size, request.page_token)
+        return agents_pb2.ListAgentsResponse(
+            agents=[
+                agents_pb2.Agent(
+                    name=v.name, current_version=v.current_version, version_count=v.version_count,
+                    create_time=timestamp(v.create_time), update_time=timestamp(v.update_time),
+                )
+                for v in views
+            ],
+            next_page_token=token,
+        )
+
+    def ListAgentVersions(self, request, context):
+        views, token = self.registry.list_versions(
+            current_caller(), request.agent, request.page_size, request.page_token
+        )
+        return agents_pb2.ListAgentVersionsResponse(
+            agent_versions=[agent_version_message(v) for v in views], next_page_token=token
+        )
+
+    def GetAgentVersion(self, request, context):
+        view = self.registry.get_version(current_caller(), request.agent, _opt(request, "version"))
+        return agents_pb2.GetAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def PromoteAgentVersion(self, request, context):
+        view = self.registry.promote(current_caller(), request.agent, request.version)
+        return agents_pb2.PromoteAgentVersionResponse(agent_version=agent_version_message(view))
+
+    def ResolveAgent(self, request, context):
+        view, prompts = self.registry.resolve(
+            current_caller(), request.agent, _opt(request, "version"), request.trace_id,
+            dict(request.variables),
+        )
+        return agents_pb2.ResolveAgentResponse(
+            agent_version=agent_version_message(view),
+            prompts=[
+                agents_pb2.ResolvedPrompt(role=p.role, sort_order=p.sort_order,
+                                          prompt_version=version_message(p.prompt_version),
+                                          rendered_text=p.rendered_text)
+                for p in prompts
+            ],
+        )
+
+    def CompareAgentVersions(self, request, context):
+        metrics = self.registry.compare(current_caller(), request.agent)
+        return agents_pb2.CompareAgentVersionsResponse(
+            agent=request.agent, versions=[agents_pb2.AgentVersionMetrics(**vars(m)) for m in metrics]
+        )

@@ -17,7 +17,17 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from .backends import postgres, sqlite
 from .backends.base import Store
-from .models import ANALYTICS_MODELS, MODELS, PromptVersion, Setting, VersionCheckpoint, db
+from .models import (
+    AGENT_MODELS,
+    ANALYTICS_MODELS,
+    MODELS,
+    Observation,
+    PromptVersion,
+    Setting,
+    UsageLink,
+    VersionCheckpoint,
+    db,
+)
 
 _BACKENDS = (
     (sqlite.SCHEMES, sqlite.open_database, sqlite.SqliteStore),
@@ -34,9 +44,41 @@ def _add_analytics() -> None:
         VersionCheckpoint.insert_many([{"version": i} for i in ids[start : start + 500]]).execute()
 
 
+# Plain DDL that SQLite and PostgreSQL both take: a NOT NULL column with a
+# default is added in place (peewee's migrator would rebuild the table on
+# SQLite). A database made by _add_analytics after this release has them.
+_VERSION_COLUMNS_3 = (
+    ("model_config", "TEXT NULL"),
+    ("input_schema", "TEXT NULL"),
+    ("output_schema", "TEXT NULL"),
+    ("change", "SMALLINT NOT NULL DEFAULT 0"),
+    ("source", "VARCHAR(64) NOT NULL DEFAULT ''"),
+)
+_CHANGE_CREATE, _CHANGE_WRITE = 1, 2  # registry.CHANGE_CREATE, CHANGE_WRITE
+
+
+def _add_versions_that_reproduce_and_agents() -> None:
+    table = PromptVersion._meta.table_name
+    have = {column.name for column in db.get_columns(table)}
+    for name, ddl in _VERSION_COLUMNS_3:
+        if name not in have:
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {ddl}')
+    # What made the versions that exist: the first of each prompt created it;
+    # the rest cannot be told apart any more, so each counts as a new text.
+    first = PromptVersion.alias()
+    lowest = (first.select(first.version).where(first.prompt == PromptVersion.prompt)
+              .order_by(first.version).limit(1))
+    PromptVersion.update(change=_CHANGE_WRITE).where(PromptVersion.change == 0).execute()
+    PromptVersion.update(change=_CHANGE_CREATE).where(PromptVersion.version == lowest).execute()
+    # A measured version may now be an agent version too.
+    for model in (UsageLink, Observation, VersionCheckpoint):
+        store().drop_foreign_keys(model, PromptVersion)
+    db.create_tables(AGENT_MODELS)
+
+
 # Migrations from version N-1 to N, run in order inside the start-up
 # transaction. An existing database at an older version is brought forward.
-MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics}
+MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics, 3: _add_versions_that_reproduce_and_agents}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
 
@@ -73,7 +115,7 @@ def init_schema() -> int:
         if db.table_exists(Setting._meta.table_name):
             row = Setting.get_or_none(Setting.key == "schema_version")
         if row is None:
-            db.create_tables(MODELS + ANALYTICS_MODELS)
+            db.create_tables(MODELS + ANALYTICS_MODELS + AGENT_MODELS)
             Setting.insert_many(
                 [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)},

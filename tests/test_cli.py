@@ -249,6 +249,10 @@ def test_demo_runs_and_prints_what_it_did():
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["VERSION"])
     assert lines[header - 1] == "support-classifier"
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["v1", "v2"]
+    # The agents section: PromptRails' walk-through (tests/test_agents.py runs it on both backends).
+    assert "10. Promoted 1.1.0:" in out and "11. Rolled back: current is 1.0.0." in out
+    assert "    before: support-system v1, support-classifier v2" in out
+    assert "    now:    support-system v1, support-classifier v3" in out
     # The key itself, and its id said to be one.
     created = next(line for line in lines if line.startswith("1. "))
     match = re.fullmatch(r"1\. Created account 'demo'; its API key \(id (key_\w+)\) is (\S+)", created)

@@ -181,12 +181,62 @@ def test_json_is_the_rpc_response_in_protobufs_json_mapping(run, client, templat
         "createdBy",
         "createTime",
         "variables",
+        "change",
+        "source",
     }
     assert document["promptVersion"]["isActive"] is False
     diff = json.loads(run("prompts", "diff", "js", "1", "2", "--json")[1])
     no_newline = "\\ No newline at end of file\n"
     expected = f"--- js v1\n+++ js v2\n@@ -1 +1 @@\n-A {{x}}\n{no_newline}+B {{x}}\n{no_newline}"
-    assert diff == {"unifiedDiff": expected}
+    assert diff == {"unifiedDiff": expected, "changedFields": []}
+
+
+def test_create_with_model_config_schemas_and_source_and_show_them(run, client, template):
+    config = template('{"provider": "openai", "model": "gpt-4o", "temperature": 0.3}', "model.json")
+    schema = template('{"type": "object", "required": ["name"]}', "in.json")
+    out_schema = template('{"type": "string"}', "out.json")
+    code, out, _ = run("prompts", "create", "full", "--file", template("Hi {name}"), "--model-config", config,
+                       "--input-schema", schema, "--output-schema", out_schema, "--source", "ci")
+    assert (code, out) == (0, "created full v1 (active)\n")
+    stored = client.get_prompt_version("full")
+    assert (stored.model_config.model, stored.source) == ("gpt-4o", "ci")
+    assert stored.input_schema["required"] == ["name"] and stored.output_schema["type"] == "string"
+    code, out, _ = run("prompts", "show", "full")
+    assert code == 0
+    assert "change:      create" in out and "(ci)" in out
+    assert 'model:       {"model": "gpt-4o", "provider": "openai", "temperature": 0.3}' in out
+    assert 'input:       {"required": ["name"], "type": "object"}' in out  # keys sorted
+    assert 'output:      {"type": "string"}' in out
+
+
+@pytest.mark.parametrize(
+    "flag, text, code, words",
+    [
+        ("--input-schema", '{"type": 5}', 2, ["INVALID_ARGUMENT", "input_schema.type"]),
+        ("--input-schema", "not json", 2, ["--input-schema", "not JSON"]),
+        ("--output-schema", "[1]", 2, ["--output-schema", "JSON object"]),
+        ("--model-config", '{"modle": "x"}', 2, ["--model-config", "ModelConfig"]),
+    ],
+)
+def test_bad_json_files_are_one_line_and_create_nothing(run, client, template, flag, text, code, words):
+    json_file = template(text, "f.json")
+    _failed(run("prompts", "create", "j", "--file", template("x"), flag, json_file), code, *words)
+    assert list(client.iter_prompts()) == []
+
+
+def test_edit_and_diff_through_the_server(run, client):
+    client.create_prompt_version("ed", "Hello {name}, welcome.", model_config={"model": "a"})
+    code, out, _ = run("prompts", "edit", "ed", "--replace", "Hello", "Hi", "--replace", "welcome", "bye",
+                       "--source", "cli")
+    assert (code, out) == (0, "created ed v2 from v1, active\n")
+    edited = client.get_prompt_version("ed", 2)
+    assert edited.template_text == "Hi {name}, bye." and edited.model_config.model == "a"
+    code, out, _ = run("prompts", "diff", "ed", "1", "2")
+    assert code == 0 and "-Hello {name}, welcome.\n" in out
+    assert out.endswith("other fields that differ: source\n")
+    _failed(run("prompts", "edit", "ed", "--replace", "nothing", "x"), 1, "FAILED_PRECONDITION",
+            "edits[0]", "0 times")
+    assert len(list(client.iter_prompt_versions("ed"))) == 2
 
 
 def test_the_environment_gives_target_and_key(run, server, api_key, client, monkeypatch):
@@ -205,6 +255,7 @@ def test_another_accounts_prompt_is_not_found(run, other_client):
         ["prompts", "activate", "theirs", "1"],
         ["prompts", "render", "theirs", "--var", "x=1"],
         ["prompts", "diff", "theirs", "1", "1"],
+        ["prompts", "edit", "theirs", "--replace", "secret", "x"],
     ):
         _failed(run(*args), 1, "NOT_FOUND", "prompt 'theirs' not found")
     assert "theirs" not in run("prompts", "list")[1]

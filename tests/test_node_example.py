@@ -58,7 +58,8 @@ def test_node_agent_registers_streams_and_prints_the_stored_comparison(server):
 
     printed = printed_comparison(result.stdout)
     assert printed["name"] == prompt
-    assert [(v["version"], v["total_traces"]) for v in printed["versions"]] == [(1, 150), (2, 150)]
+    # 150 streamed runs each, and the agent's run on the active version.
+    assert [(v["version"], v["total_traces"]) for v in printed["versions"]] == [(1, 151), (2, 150)]
 
     with PromptGaugeClient(server.target, key) as pg:
         assert pg.get_prompt_version(prompt).version == 1
@@ -72,11 +73,25 @@ def test_node_agent_registers_streams_and_prints_the_stored_comparison(server):
             assert ours.HasField(field), field
             assert theirs[field] == pytest.approx(getattr(ours, field), rel=1e-9), field
 
+    # The agent it made resolves to the active version (v1), rendered, and
+    # counts its one run for both the agent version and that prompt version.
+    agent = f"{prompt}-agent"
+    assert (f"agent {agent} 1.0.0: [classifier] {prompt} v1: You are a support classifier. "
+            "Categorize this ticket: My invoice shows a double charge.") in lines
+    [agent_line] = [line for line in lines if line.startswith("agent comparison ")]
+    assert json.loads(agent_line.removeprefix("agent comparison ")) == {
+        "agent": agent,
+        "versions": [{"version": "1.0.0", "total_traces": 1, "success_rate": 1.0, "avg_latency_ms": 900.0}],
+    }
+    with PromptGaugeClient(server.target, key) as pg:
+        assert pg.compare_agent_versions(agent).versions[0].total_traces == 1
+        assert pg.get_agent_version(agent).config.model_config.model == "gpt-4o"
+
     # The table carries the same numbers for people.
     header = lines.index("VERSION  TRACES  SUCCESS  AVG COST USD  AVG LATENCY MS  P95 LATENCY MS")
     for row, ours in zip(lines[header + 1:header + 3], stored.versions, strict=True):
         cells = row.split()
-        assert cells[:3] == [f"v{ours.version}", "150", f"{100 * ours.success_rate:.1f}%"]
+        assert cells[:3] == [f"v{ours.version}", str(ours.total_traces), f"{100 * ours.success_rate:.1f}%"]
 
 
 def test_node_agent_exits_non_zero_with_the_grpc_status(server):

@@ -1,5 +1,5 @@
-"""Bad input at scale: hypothesis fills every field of every request of both
-services with arbitrary values (and every method with arbitrary bytes).
+"""Bad input at scale: hypothesis fills every field of every request of every
+service with arbitrary values (and every method with arbitrary bytes).
 
 For each call: the status is OK or one of the RPC's client-error codes, never
 INTERNAL or UNKNOWN; a rejected call leaves the database exactly as it was; a
@@ -27,6 +27,8 @@ from promptgauge.server import accounts, storage
 from promptgauge.server.interceptors import ERROR_DOMAIN
 from promptgauge.server.models import (
     Account,
+    Agent,
+    AgentVersion,
     ApiKey,
     Observation,
     Prompt,
@@ -38,7 +40,14 @@ from promptgauge.server.models import (
 )
 from promptgauge.server.settings import Settings
 from promptgauge.server.validation import NAME_RE
-from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
+from promptgauge.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    prompts_pb2,
+    prompts_pb2_grpc,
+)
 
 C = grpc.StatusCode
 MAX_MESSAGE_BYTES = Settings().max_message_bytes
@@ -61,6 +70,16 @@ ALLOWED = {
     "GetPromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "ActivatePromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "RenderPrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "EditPromptVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND, C.FAILED_PRECONDITION},
+    "DiffPromptVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "GetPrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "CreateAgentVersion": {C.INVALID_ARGUMENT, C.ALREADY_EXISTS, C.NOT_FOUND, C.FAILED_PRECONDITION},
+    "ListAgents": {C.INVALID_ARGUMENT},
+    "ListAgentVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "GetAgentVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "PromoteAgentVersion": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "ResolveAgent": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "CompareAgentVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "RecordTraceOutcome": {C.INVALID_ARGUMENT, C.ALREADY_EXISTS},
     "StreamTraceOutcomes": {C.INVALID_ARGUMENT},
     "RecordUsage": {C.INVALID_ARGUMENT, C.NOT_FOUND},
@@ -103,12 +122,15 @@ def _owned_queries(account_id: int) -> list:
         ("prompt_version", PromptVersion.select().join(Prompt).where(mine)),
         (
             "version_checkpoint",
-            VersionCheckpoint.select().join(PromptVersion).join(Prompt).where(mine),
+            VersionCheckpoint.select()
+            .join(PromptVersion, on=VersionCheckpoint.version == PromptVersion.id).join(Prompt).where(mine),
         ),
         ("trace", Trace.select().where(Trace.account == account_id)),
         ("outcome", Trace.select().where((Trace.account == account_id) & Trace.has_outcome)),
         ("usage_link", UsageLink.select().join(Trace).where(Trace.account == account_id)),
         ("observation", Observation.select().join(Trace).where(Trace.account == account_id)),
+        ("agent", Agent.select().where(Agent.account == account_id)),
+        ("agent_version", AgentVersion.select().join(Agent).where(Agent.account == account_id)),
     ]
 
 
@@ -119,7 +141,7 @@ def _plain(value):
 
 def fingerprint(account_id: int) -> State:
     models = (Setting, Account, ApiKey, Prompt, PromptVersion, VersionCheckpoint, Trace, UsageLink,
-              Observation)
+              Observation, Agent, AgentVersion)
     digest = hashlib.sha256()
     owned = []
     with storage.db.connection_context():
@@ -173,9 +195,17 @@ class Seeded:
             ]
             assert pg.stream_usage([seeded.usages]).recorded == 3
             assert pg.stream_trace_outcomes([seeded.outcomes]).recorded == 2
+            links = [agents_pb2.PromptLink(prompt_name="alpha", role="system"),
+                     agents_pb2.PromptLink(prompt_name="beta", sort_order=1, pinned_version=1)]
+            config = agents_pb2.AgentConfig(kind=agents_pb2.AGENT_KIND_CHAIN, prompts=links)
+            pg.create_agent_version("bot", config, version="1.0.0")
+            pg.create_agent_version("bot", config, version="v2", promote=False)
+            pg.create_agent_version("other-bot", config)
             seeded.tokens = [
                 pg.list_prompts(page_size=1).next_page_token,
                 pg.list_prompt_versions("alpha", page_size=1).next_page_token,
+                pg.list_agents(page_size=1).next_page_token,
+                pg.list_agent_versions("bot", page_size=1).next_page_token,
             ]
         assert all(seeded.tokens)
         return seeded
@@ -277,6 +307,27 @@ class Fields:
         )
         return self.value(every, some)
 
+    def agent(self) -> st.SearchStrategy:
+        return self.text(
+            st.sampled_from(["bot", "other-bot"]), st.just("never-created"),
+            st.from_regex(NAME_RE, fullmatch=True),
+        )
+
+    def label(self) -> st.SearchStrategy:
+        return self.text(st.sampled_from(["1.0.0", "v2", "v3"]),
+                         st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True))
+
+    def agent_config(self, s: Seeded) -> st.SearchStrategy:
+        link = st.builds(
+            agents_pb2.PromptLink,
+            prompt_name=self.name(s),
+            role=self.text(st.sampled_from(["system", ""])),
+            sort_order=self.value(st.integers(-2, 2), INT32),
+            pinned_version=self.optional_version(),
+        )
+        kinds = self.value(st.integers(1, 5), st.integers(0, 2**31 - 1))
+        return st.builds(agents_pb2.AgentConfig, kind=kinds, prompts=st.lists(link, max_size=3))
+
     def trace_id(self, s: Seeded) -> st.SearchStrategy:
         return self.text(
             st.one_of(st.sampled_from(s.traces), st.uuids().map(str),
@@ -366,8 +417,11 @@ class Rpc:
         return f"/promptgauge.v1.{self.service}/{self.name}"
 
     def stub_method(self, channel: grpc.Channel):
-        stub = (prompts_pb2_grpc.PromptServiceStub if self.service == "PromptService"
-                else analytics_pb2_grpc.AnalyticsServiceStub)(channel)
+        stub = {
+            "PromptService": prompts_pb2_grpc.PromptServiceStub,
+            "AnalyticsService": analytics_pb2_grpc.AnalyticsServiceStub,
+            "AgentService": agents_pb2_grpc.AgentServiceStub,
+        }[self.service](channel)
         return getattr(stub, self.name)
 
 
@@ -380,6 +434,26 @@ def _created(request, response, before: State, after: State) -> None:
         assert v.version == request.version
     assert v.is_active == (not request.HasField("activate") or request.activate)
     assert after.owned_rows("prompt_version") == before.owned_rows("prompt_version") + 1
+
+
+def _edited(request, response, before: State, after: State) -> None:
+    v = response.prompt_version
+    assert (v.name, v.description) == (request.name, request.description)
+    assert v.change == prompts_pb2.CHANGE_KIND_EDIT
+    assert after.owned_rows("prompt_version") == before.owned_rows("prompt_version") + 1
+
+
+def _agent_created(request, response, before: State, after: State) -> None:
+    v = response.agent_version
+    assert (v.agent, v.config.kind) == (request.agent, request.config.kind)
+    assert v.is_current == (not request.HasField("promote") or request.promote)
+    assert after.owned_rows("agent_version") == before.owned_rows("agent_version") + 1
+
+
+def _promoted(request, response, before: State, after: State) -> None:
+    v = response.agent_version
+    assert (v.agent, v.version, v.is_current) == (request.agent, request.version, True)
+    assert after.owned_rows("agent_version") == before.owned_rows("agent_version")
 
 
 def _activated(request, response, before: State, after: State) -> None:
@@ -467,6 +541,57 @@ RPCS = [
                 st.sampled_from([1, 300, 100_000, 4_000_000]),
             ),
         )),
+    Rpc("EditPromptVersion", "PromptService", prompts_pb2.EditPromptVersionRequest, "write",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.EditPromptVersionRequest,
+            name=f.name(s),
+            base_version=f.optional_version(),
+            edits=st.lists(st.builds(
+                prompts_pb2.TextEdit,
+                old_text=f.text(st.sampled_from(["Hello", "{name}"]), st.text(max_size=8)),
+                new_text=f.text(st.text(NO_NUL, max_size=8)),
+            ), max_size=3),
+            description=f.text(st.text(NO_NUL, max_size=50)),
+            activate=st.none() | st.booleans(),
+        )), _edited),
+    Rpc("DiffPromptVersions", "PromptService", prompts_pb2.DiffPromptVersionsRequest, "read",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.DiffPromptVersionsRequest, name=f.name(s), from_version=f.version(),
+            to_version=f.version(),
+        ))),
+    Rpc("GetPrompt", "PromptService", prompts_pb2.GetPromptRequest, "read",
+        _both(lambda s, f: st.builds(prompts_pb2.GetPromptRequest, name=f.name(s)))),
+    Rpc("CreateAgentVersion", "AgentService", agents_pb2.CreateAgentVersionRequest, "write",
+        _both(lambda s, f: st.builds(
+            agents_pb2.CreateAgentVersionRequest,
+            agent=f.agent(), version=st.just("") | f.label(), config=f.unless_valid(f.agent_config(s), None),
+            message=f.text(st.text(NO_NUL, max_size=20)), promote=st.none() | st.booleans(),
+        )), _agent_created),
+    Rpc("ListAgents", "AgentService", agents_pb2.ListAgentsRequest, "read",
+        _both(lambda s, f: st.builds(
+            agents_pb2.ListAgentsRequest, page_size=f.page_size(), page_token=f.page_token(s)
+        ))),
+    Rpc("ListAgentVersions", "AgentService", agents_pb2.ListAgentVersionsRequest, "read",
+        _both(lambda s, f: st.builds(
+            agents_pb2.ListAgentVersionsRequest, agent=f.agent(), page_size=f.page_size(),
+            page_token=f.page_token(s),
+        ))),
+    Rpc("GetAgentVersion", "AgentService", agents_pb2.GetAgentVersionRequest, "read",
+        _both(lambda s, f: st.builds(
+            agents_pb2.GetAgentVersionRequest, agent=f.agent(), version=st.none() | f.label()
+        ))),
+    Rpc("PromoteAgentVersion", "AgentService", agents_pb2.PromoteAgentVersionRequest, "write",
+        _both(lambda s, f: st.builds(
+            agents_pb2.PromoteAgentVersionRequest, agent=f.agent(), version=f.label()
+        )), _promoted),
+    # A resolve with a trace id links it: a write, whose links are checked by tests/test_agents.py.
+    Rpc("ResolveAgent", "AgentService", agents_pb2.ResolveAgentRequest, "write",
+        _both(lambda s, f: st.builds(
+            agents_pb2.ResolveAgentRequest, agent=f.agent(), version=st.none() | f.label(),
+            trace_id=st.just("") | f.trace_id(s), variables=f.variables(),
+        ))),
+    Rpc("CompareAgentVersions", "AgentService", agents_pb2.CompareAgentVersionsRequest, "read",
+        _both(lambda s, f: st.builds(agents_pb2.CompareAgentVersionsRequest, agent=f.agent()))),
     Rpc("RecordTraceOutcome", "AnalyticsService", analytics_pb2.RecordTraceOutcomeRequest, "write",
         _both(lambda s, f: st.builds(
             analytics_pb2.RecordTraceOutcomeRequest, outcome=f.unless_valid(f.outcome(s), None)
@@ -486,9 +611,10 @@ RPCS = [
 ]
 
 
-def test_every_rpc_of_both_services_is_covered():
+def test_every_rpc_of_every_service_is_covered():
     services = [prompts_pb2.DESCRIPTOR.services_by_name["PromptService"],
-                analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]]
+                analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],
+                agents_pb2.DESCRIPTOR.services_by_name["AgentService"]]
     methods = {(s.name, m.name) for s in services for m in s.methods}
     assert {(rpc.service, rpc.name) for rpc in RPCS} == methods
     assert set(ALLOWED) == {rpc.name for rpc in RPCS}

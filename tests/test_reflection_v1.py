@@ -202,7 +202,7 @@ def test_the_promptgauge_server_serves_both_reflection_versions_without_a_key(se
     )
     names = {s.name for s in listed.list_services_response.service}
     assert names == {
-        PROMPTS, "promptgauge.v1.AnalyticsService", OTLP_TRACES,
+        PROMPTS, "promptgauge.v1.AnalyticsService", "promptgauge.v1.AgentService", OTLP_TRACES,
         "grpc.health.v1.Health", V1, V1ALPHA,
     }
     pool = _pool(_files(described))

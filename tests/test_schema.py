@@ -8,11 +8,34 @@ import sys
 
 import pytest
 from conftest import database_url, read_sql, write_sql
-from peewee import PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    BigAutoField,
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    Model,
+    PostgresqlDatabase,
+    SmallIntegerField,
+    SqliteDatabase,
+)
 from playhouse.db_url import parse
 
 from promptgauge.server import storage
-from promptgauge.server.models import ANALYTICS_MODELS, MODELS, Account, Prompt, PromptVersion, Setting
+from promptgauge.server.models import (
+    AGENT_MODELS,
+    ANALYTICS_MODELS,
+    MODELS,
+    Account,
+    Prompt,
+    PromptVersion,
+    Setting,
+    Trace,
+    utcnow,
+)
 
 
 def _accounts_list(url: str) -> subprocess.CompletedProcess:
@@ -43,23 +66,38 @@ def url(backend, tmp_path):
 
 def test_new_database_gets_every_table_and_the_current_version(url):
     _accounts_list(url)
-    assert {m._meta.table_name for m in MODELS + ANALYTICS_MODELS} <= _tables(url)
+    assert {m._meta.table_name for m in MODELS + ANALYTICS_MODELS + AGENT_MODELS} <= _tables(url)
     assert _schema_version(url) == storage.SCHEMA_VERSION
+
+
+def _old_database(url: str):
+    params = parse(url)
+    return SqliteDatabase(params["database"]) if url.startswith("sqlite") else PostgresqlDatabase(**params)
+
+
+# Columns that schema version 3 added to prompt_version.
+_VERSION_3_COLUMNS = ("model_config", "input_schema", "output_schema", "change", "source")
 
 
 def _first_release(url: str) -> None:
     """A database as the first release left it: registry tables only, version 1."""
-    params = parse(url)
-    old = SqliteDatabase(params["database"]) if url.startswith("sqlite") else PostgresqlDatabase(**params)
+    old = _old_database(url)
     with old.bind_ctx(MODELS):
         old.create_tables(MODELS)
+        for column in _VERSION_3_COLUMNS:
+            old.execute_sql(f'ALTER TABLE prompt_version DROP COLUMN "{column}"')
         Setting.insert_many(
             [{"key": "schema_version", "value": "1"}, {"key": "page_token_key", "value": "ab" * 32}]
         ).execute()
         account = Account.create(name="old")
         prompt = Prompt.create(account=account, name="kept", active_version=1)
-        PromptVersion.create(id="8c2c5f0e-4b8e-4a55-9d0c-0c1f3e6b2a11", prompt=prompt, version=1,
-                             template_text="t", created_by="key_x")
+        # Only the columns of the time: the model's defaults would name newer ones.
+        p = old.param
+        old.execute_sql(
+            "INSERT INTO prompt_version (id, prompt_id, version, template_text, description, created_by, "
+            f"create_time) VALUES ({p}, {p}, 1, 't', '', 'key_x', {p})",
+            ["8c2c5f0e-4b8e-4a55-9d0c-0c1f3e6b2a11", prompt.id, utcnow()],
+        )
     old.close()
 
 
@@ -67,14 +105,115 @@ def test_schema_version_1_database_is_migrated_keeping_its_data(url):
     _first_release(url)
     assert "version_checkpoint" not in _tables(url)
     _accounts_list(url)
-    assert _schema_version(url) == storage.SCHEMA_VERSION == 2
+    assert _schema_version(url) == storage.SCHEMA_VERSION == 3
     assert read_sql(url, "SELECT template_text FROM prompt_version") == [("t",)]
+    # The first version of a prompt was its creation; nothing else is known.
+    assert read_sql(url, "SELECT change, source, model_config, input_schema FROM prompt_version") == [
+        (1, "", None, None)
+    ]
+    assert {m._meta.table_name for m in AGENT_MODELS} <= _tables(url)
     # Every existing version got the checkpoint that ingestion locks.
     assert read_sql(url, "SELECT COUNT(*) FROM version_checkpoint")[0][0] == 1
     assert read_sql(url, "SELECT value FROM setting WHERE key = 'page_token_key'") == [("ab" * 32,)]
     # Starting again finds nothing to do.
     _accounts_list(url)
     assert read_sql(url, "SELECT COUNT(*) FROM version_checkpoint")[0][0] == 1
+
+
+class _Version2(Model):
+    """The analytics tables as schema version 2 made them: `version_id` a
+    foreign key to prompt_version."""
+
+    class Meta:
+        legacy_table_names = False
+
+
+class _Link2(_Version2):
+    id = BigAutoField()
+    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    trace = ForeignKeyField(Trace, on_delete="CASCADE")
+    span_id = CharField(max_length=128, default="")
+    create_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "usage_link"
+        indexes = ((("version", "trace", "span_id"), True), (("trace",), False))
+
+
+class _Observation2(_Version2):
+    id = BigAutoField()
+    version = ForeignKeyField(PromptVersion, on_delete="CASCADE")
+    trace = ForeignKeyField(Trace, on_delete="CASCADE")
+    kind = SmallIntegerField()
+    success = BooleanField(null=True)
+    total_cost_usd = DoubleField(null=True)
+    duration_ms = DoubleField(null=True)
+
+    class Meta:
+        table_name = "observation"
+        indexes = ((("version", "trace", "kind"), True), (("version", "id"), False))
+
+
+class _Checkpoint2(_Version2):
+    version = ForeignKeyField(PromptVersion, primary_key=True, on_delete="CASCADE")
+    last_observation_id = BigIntegerField(default=0)
+    total_traces = BigIntegerField(default=0)
+    success_n = BigIntegerField(default=0)
+    success_true = BigIntegerField(default=0)
+    cost_n = BigIntegerField(default=0)
+    cost_sum = DoubleField(default=0.0)
+    duration_n = BigIntegerField(default=0)
+    duration_sum = DoubleField(default=0.0)
+    sketch = BlobField(null=True)
+
+    class Meta:
+        table_name = "version_checkpoint"
+
+
+_VERSION_ID = "8c2c5f0e-4b8e-4a55-9d0c-0c1f3e6b2a11"
+
+
+def _second_release(url: str) -> None:
+    """A database as schema version 2 left it, holding a link, its
+    observations and a checkpoint."""
+    _first_release(url)
+    old = _old_database(url)
+    with old.bind_ctx([Account, Trace, _Link2, _Observation2, _Checkpoint2]):
+        old.create_tables([Trace, _Link2, _Observation2, _Checkpoint2])
+        trace = Trace.create(account=Account.get().id, trace_id="ab" * 16, has_outcome=True, success=True)
+        _Link2.create(version=_VERSION_ID, trace=trace)
+        _Observation2.create(id=7, version=_VERSION_ID, trace=trace, kind=1)
+        _Observation2.create(id=9, version=_VERSION_ID, trace=trace, kind=2, success=True)
+        _Checkpoint2.create(version=_VERSION_ID, last_observation_id=7, total_traces=1)
+    old.close()
+    write_sql(url, "UPDATE setting SET value = '2' WHERE key = 'schema_version'")
+
+
+def _foreign_keys_to_prompt_version(url: str, table: str) -> list:
+    if url.startswith("sqlite"):
+        keys = read_sql(url, f"PRAGMA foreign_key_list({table})")
+        return [row for row in keys if row[2] == "prompt_version"]
+    return read_sql(url, "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+                         f"AND conrelid = '{table}'::regclass AND confrelid = 'prompt_version'::regclass")
+
+
+def test_schema_version_2_database_is_migrated_keeping_its_analytics(url):
+    _second_release(url)
+    assert _foreign_keys_to_prompt_version(url, "observation")
+    _accounts_list(url)
+    assert _schema_version(url) == 3
+    for table in ("usage_link", "observation", "version_checkpoint"):
+        # A measured version may be an agent version now: no key to prompt_version.
+        assert _foreign_keys_to_prompt_version(url, table) == [], table
+    assert read_sql(url, "SELECT id, kind FROM observation ORDER BY id") == [(7, 1), (9, 2)]
+    assert read_sql(url, "SELECT last_observation_id, total_traces FROM version_checkpoint") == [(7, 1)]
+    assert read_sql(url, "SELECT COUNT(*) FROM usage_link")[0][0] == 1
+    # The unique keys that make ingestion idempotent are still there.
+    with pytest.raises(Exception, match="(?i)unique"):
+        write_sql(url, "INSERT INTO observation (version_id, trace_id, kind) "
+                       "SELECT version_id, trace_id, kind FROM observation WHERE id = 7")
+    _accounts_list(url)  # starting again finds nothing to do
+    assert read_sql(url, "SELECT COUNT(*) FROM observation")[0][0] == 2
 
 
 def test_database_from_a_newer_server_is_refused(url):

@@ -134,7 +134,7 @@ def test_checkpoints_survive_a_restart_without_a_full_rescan(backend, tmp_path):
 
 def _checkpoints(version_ids: list) -> dict:
     query = VersionCheckpoint.select().where(VersionCheckpoint.version.in_(version_ids))
-    return {cp.version_id: cp for cp in query}
+    return {cp.version: cp for cp in query}
 
 
 def _state(cp) -> tuple:
@@ -260,7 +260,7 @@ def test_comparison_work_does_not_grow_with_history(server):
             totals[name] = sum(m.total_traces for m in result)
             assert _rows_a_compare_reads(name, account_id) == reads[name]  # the compare folded nothing
         observed = (
-            Observation.select().join(PromptVersion).join(Prompt)
+            Observation.select().join(PromptVersion, on=Observation.version == PromptVersion.id).join(Prompt)
             .where((Prompt.account == account_id) & (Prompt.name == "large")).count()
         )
     assert totals == {"small": 2 * small, "large": 2 * 25_000}

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // A Node.js agent calling promptgauge straight from protos/ (no generated code):
 // it registers two versions of a prompt, streams usage links and outcomes for
-// synthetic runs, and prints the per-version comparison.
+// synthetic runs, and prints the per-version comparison; then it versions an
+// agent that links the prompt, resolves it for one run (rendered, its trace
+// linked), records the run's outcome and prints the agent's comparison.
 //
 //   PROMPTGAUGE_TARGET=127.0.0.1:50051 PROMPTGAUGE_API_KEY=pgk_... node agent.js
 //
@@ -202,6 +204,46 @@ function printComparison(comparison) {
   console.log(`comparison ${JSON.stringify(exact)}`);
 }
 
+// An agent linking the prompt, as an agent run uses it: ResolveAgent says
+// which prompt version to run now (the prompt's active one, since the link
+// is not pinned) and renders it; with the run's trace id the run counts for
+// the agent version and the prompt version once its outcome is recorded.
+async function runAgent(agents, analytics, prompt, metadata) {
+  const agent = `${prompt}-agent`;
+  await unary(agents, 'CreateAgentVersion', {
+    agent,
+    version: '1.0.0',
+    config: {
+      kind: 'AGENT_KIND_SIMPLE',
+      model_config: { provider: 'openai', model: 'gpt-4o', temperature: 0.2 },
+      prompts: [{ prompt_name: prompt, role: 'classifier', sort_order: 0 }],
+    },
+    message: 'Node example',
+  }, metadata);
+  const traceId = crypto.randomUUID();
+  const run = await unary(agents, 'ResolveAgent', {
+    agent, trace_id: traceId, variables: { ticket_text: 'My invoice shows a double charge.' },
+  }, metadata);
+  for (const p of run.prompts) {
+    console.log(`agent ${agent} ${run.agent_version.version}: [${p.role}] ${p.prompt_version.name} `
+      + `v${p.prompt_version.version}: ${p.rendered_text}`);
+  }
+  await unary(analytics, 'RecordTraceOutcome', {
+    outcome: { trace_id: traceId, success: true, duration_ms: 900 },
+  }, metadata);
+  const compared = await unary(agents, 'CompareAgentVersions', { agent }, metadata);
+  const exact = {
+    agent: compared.agent,
+    versions: compared.versions.map((v) => ({
+      version: v.version,
+      total_traces: Number(v.total_traces || 0),
+      success_rate: v.success_rate ?? null,
+      avg_latency_ms: v.avg_latency_ms ?? null,
+    })),
+  };
+  console.log(`agent comparison ${JSON.stringify(exact)}`);
+}
+
 async function main() {
   const opts = options();
   const pkg = loadPackage();
@@ -211,6 +253,7 @@ async function main() {
   const channelOptions = { 'grpc.service_config': fs.readFileSync(SERVICE_CONFIG, 'utf8') };
   const prompts = new pkg.PromptService(opts.target, credentials, channelOptions);
   const analytics = new pkg.AnalyticsService(opts.target, credentials, channelOptions);
+  const agents = new pkg.AgentService(opts.target, credentials, channelOptions);
   try {
     const first = (await unary(prompts, 'CreatePromptVersion', {
       name: opts.prompt,
@@ -238,10 +281,13 @@ async function main() {
     })), metadata)).summary;
     checkSummary('outcomes', outcomeSummary, runs.length);
 
+    // One more run, through an agent: it counts for the active version too.
+    await runAgent(agents, analytics, opts.prompt, metadata);
     printComparison(await unary(analytics, 'ComparePromptVersions', { name: opts.prompt }, metadata));
   } finally {
     prompts.close();
     analytics.close();
+    agents.close();
   }
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from ..models import Prompt, db
+from ..models import Agent, Prompt, db
 from ..tally import Signals, Tally
 
 
@@ -86,6 +86,11 @@ class Store(ABC):
         """Inside the start-up transaction: replicas starting together queue here."""
 
     @abstractmethod
+    def drop_foreign_keys(self, model, parent) -> None:
+        """In the start-up transaction (a migration): drop `model`'s table's
+        foreign keys to `parent`'s table, keeping its rows, ids and indexes."""
+
+    @abstractmethod
     def api_key(self, key_hash: str) -> ApiKeyRow | None:
         """The API key with this SHA-256 hash, revoked or not."""
 
@@ -95,6 +100,11 @@ class Store(ABC):
     def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
         """A prompt of an account, its row held until the transaction ends, so
         that writers of one prompt queue and never read a stale highest version."""
+
+    @abstractmethod
+    def lock_agent(self, account_id: int, name: str) -> Agent | None:
+        """An agent of an account, held like lock_prompt: promotes and creates
+        of one agent queue, so exactly one version is current."""
 
     @abstractmethod
     def by_code_point(self, field):
@@ -112,6 +122,15 @@ class Store(ABC):
         the outcome's if the trace has one. Returns, per usage, None if its
         version does not exist, else whether its link is new; and the versions
         whose tail may have reached `fold_at`."""
+
+    @abstractmethod
+    def store_links(
+        self, account_id: int, links: Sequence[tuple[object, str, str]], now: datetime, fold_at: int
+    ) -> tuple[list[bool], set]:
+        """Store (version id, canonical trace id, span id) links of existing
+        versions, all or nothing, as store_usage stores them once it knows
+        the versions: whether each link is new, and the versions whose tail
+        may have reached `fold_at`."""
 
     @abstractmethod
     def lock_traces(self, account_id: int, trace_ids: Sequence[str]) -> tuple[dict[str, TraceRow], set[str]]:
@@ -162,6 +181,11 @@ class Store(ABC):
     def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
         """A prompt's versions by version, each with its checkpoint; None if
         there is no such prompt."""
+
+    @abstractmethod
+    def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:
+        """An agent's versions, oldest first, as (label, version with its
+        checkpoint; its text empty); None if there is no such agent."""
 
     @abstractmethod
     def tails(self, after: Sequence[tuple[object, int]]) -> list[tuple[object, Signals]]:

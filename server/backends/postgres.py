@@ -17,6 +17,7 @@ construction, in one round trip.
 
 import re
 import select
+import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,11 +26,11 @@ from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
-from ..models import Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
+from ..models import Agent, Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
 from ..settings import POSTGRES_SCHEMES
 from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
 from .base import Checkpoint, TraceRow, Usage
-from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, table
+from .sql import OBSERVATION_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, flat, q, table
 
 SCHEMES = POSTGRES_SCHEMES
 
@@ -193,6 +194,9 @@ class PostgresStore(SqlStore):
             self.execute(f"PREPARE {name} AS {sql}")
             names.add(name)
 
+    def version_key(self, version_id):
+        return version_id if isinstance(version_id, uuid.UUID) else uuid.UUID(str(version_id))
+
     def execute_prepared(self, name: str, sql: str, params: Sequence):
         self._prepare(name, _numbered(sql))
         return self.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
@@ -201,8 +205,21 @@ class PostgresStore(SqlStore):
         # Replicas starting together must not race on CREATE TABLE.
         self.execute("SELECT pg_advisory_xact_lock(7310101)")
 
+    def drop_foreign_keys(self, model, parent) -> None:
+        rows = self.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+            "AND confrelid = %s::regclass",
+            [q(model._meta.table_name), q(parent._meta.table_name)],
+        ).fetchall()
+        for (name,) in rows:
+            self.execute(f"ALTER TABLE {table(model)} DROP CONSTRAINT {q(name)}")
+
     def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
         return (Prompt.select().where((Prompt.account == account_id) & (Prompt.name == name))
+                .for_update().first())
+
+    def lock_agent(self, account_id: int, name: str) -> Agent | None:
+        return (Agent.select().where((Agent.account == account_id) & (Agent.name == name))
                 .for_update().first())
 
     def by_code_point(self, field):

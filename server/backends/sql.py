@@ -15,9 +15,20 @@ per chunk on both backends (psycopg2's executemany is a round trip per row).
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from ..models import ApiKey, Observation, Prompt, PromptVersion, Trace, UsageLink, VersionCheckpoint, db
-from ..tally import TALLY_FIELDS, Signals, Tally
-from .base import ApiKeyRow, Checkpoint, ComparedVersion, NewObservation, Store
+from ..models import (
+    Agent,
+    AgentVersion,
+    ApiKey,
+    Observation,
+    Prompt,
+    PromptVersion,
+    Trace,
+    UsageLink,
+    VersionCheckpoint,
+    db,
+)
+from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, TALLY_FIELDS, Signals, Tally
+from .base import ApiKeyRow, Checkpoint, ComparedVersion, NewObservation, Store, TraceRow
 
 CHUNK = 500  # rows per statement: at most 7 x 500 parameters, well under SQLite's limit
 
@@ -77,6 +88,13 @@ def checkpoint_of(row: Sequence) -> Checkpoint:
     return Checkpoint(last, Tally(**dict(zip(TALLY_FIELDS, counters, strict=True))), sketch)
 
 
+LINKED = Signals(OBSERVATION_LINKED, None, None, None)
+
+
+def outcome_signals(row: TraceRow) -> Signals:
+    return Signals(OBSERVATION_OUTCOME, row.success, row.total_cost_usd, row.duration_ms)
+
+
 def signals_of(kind, success, cost, duration) -> Signals:
     # SQLite hands booleans back as 0/1.
     return Signals(kind, None if success is None else bool(success), cost, duration)
@@ -122,6 +140,43 @@ class SqlStore(Store):
         return ApiKeyRow(*row) if row else None
 
     # -- ingestion ------------------------------------------------------------
+
+    def version_key(self, version_id):
+        """A version id in the form the database hands back (sqlite3: the
+        hex text peewee stores), so that ids from a model and from a
+        statement compare equal."""
+        return self.version_param(version_id)
+
+    def store_links(self, account_id, links, now, fold_at) -> tuple[list[bool], set]:
+        links = [(self.version_key(vid), trace_id, span_id) for vid, trace_id, span_id in links]
+        # Lock order as every writer's: trace rows in trace_id order
+        # (lock_traces), then checkpoints in version order (append_observations).
+        linked: list[bool] = [False] * len(links)
+        if not links:
+            return linked, set()
+        with self.transaction():
+            traces, created = self.lock_traces(account_id, [trace_id for _, trace_id, _ in links])
+            known = set(self.links([t.id for t in traces.values() if t.trace_id not in created]))
+            pairs = {(version, trace) for version, trace, _ in known}
+            new_links, observations = [], []
+            for n, (version_id, trace_id, span_id) in enumerate(links):
+                trace = traces[trace_id]
+                key = (version_id, trace.id, span_id)
+                linked[n] = key not in known
+                if key in known:
+                    continue
+                known.add(key)
+                new_links.append(key)
+                if (version_id, trace.id) in pairs:  # a trace counts once per version
+                    continue
+                pairs.add((version_id, trace.id))
+                observations.append(NewObservation(version_id, trace.id, LINKED))
+                if trace.has_outcome:
+                    observations.append(NewObservation(version_id, trace.id, outcome_signals(trace)))
+            create_time = UsageLink.create_time.db_value(now)
+            self.insert_ignore(UsageLink, LINK_COLUMNS, [(*key, create_time) for key in new_links])
+            due = self.append_observations(observations, fold_at)
+        return linked, due
 
     def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int]]:
         return self.links(trace_pks, with_span=False)
@@ -194,6 +249,15 @@ class SqlStore(Store):
             ComparedVersion(vid, version, text, checkpoint_of(state) if state[0] is not None else None)
             for vid, version, text, *state in rows
             if vid is not None
+        ]
+
+    def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:
+        rows = self.execute(_agent_comparison_sql(self.param), [account_id, agent]).fetchall()
+        if not rows:
+            return None
+        return [
+            (label, ComparedVersion(vid, number, "", checkpoint_of(state) if state[0] is not None else None))
+            for vid, number, label, *state in rows
         ]
 
     def tails(self, after: Sequence[tuple[object, int]]) -> list[tuple[object, Signals]]:
@@ -271,6 +335,19 @@ def _comparison_sql(p: str) -> str:
         f"FROM {table(pr)} AS p LEFT JOIN {table(v)} AS v ON v.{c(v.prompt)} = p.{c(pr.id)} "
         f"LEFT JOIN {table(cp)} AS c ON c.{c(cp.version)} = v.{c(v.id)} "
         f"WHERE p.{c(pr.account)} = {p} AND p.{c(pr.name)} = {p} ORDER BY v.{c(v.version)}"
+    )
+
+
+@lru_cache(maxsize=4)
+def _agent_comparison_sql(p: str) -> str:
+    a, v, cp = Agent, AgentVersion, VersionCheckpoint
+    checkpoint_columns = ", ".join(f"c.{c(f)}" for f in CHECKPOINT_COLUMNS)
+    # An agent always has a version (its first creates it): an inner join.
+    return (
+        f"SELECT v.{c(v.id)}, v.{c(v.number)}, v.{c(v.label)}, {checkpoint_columns} "
+        f"FROM {table(a)} AS a JOIN {table(v)} AS v ON v.{c(v.agent)} = a.{c(a.id)} "
+        f"LEFT JOIN {table(cp)} AS c ON c.{c(cp.version)} = v.{c(v.id)} "
+        f"WHERE a.{c(a.account)} = {p} AND a.{c(a.name)} = {p} ORDER BY v.{c(v.number)}"
     )
 
 

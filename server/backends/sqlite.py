@@ -13,11 +13,11 @@ from datetime import datetime
 from peewee import Database
 from playhouse.db_url import connect
 
-from ..models import Prompt, PromptVersion, Trace, UsageLink, db
+from ..models import Agent, Prompt, PromptVersion, Trace, db
 from ..settings import SQLITE_SCHEMES
-from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, Signals
-from .base import Checkpoint, NewObservation, TraceRow, Usage
-from .sql import LINK_COLUMNS, TRACE_COLUMNS, SqlStore, c, chunks, cols, placeholders, table
+from ..tally import Signals
+from .base import Checkpoint, TraceRow, Usage
+from .sql import TRACE_COLUMNS, SqlStore, c, chunks, cols, placeholders, table
 
 SCHEMES = SQLITE_SCHEMES
 
@@ -49,21 +49,31 @@ def open_database(url: str, max_connections: int, timeout: float) -> Database:
     )
 
 
-LINKED = Signals(OBSERVATION_LINKED, None, None, None)
-
-
-def outcome_signals(row: TraceRow) -> Signals:
-    return Signals(OBSERVATION_OUTCOME, row.success, row.total_cost_usd, row.duration_ms)
-
-
 class SqliteStore(SqlStore):
     param = "?"
 
     def lock_schema(self) -> None:
         pass  # the start-up transaction holds the database's write lock
 
+    def drop_foreign_keys(self, model, parent) -> None:
+        # SQLite cannot drop a constraint: the table is made again without
+        # it (its rows and ids copied), as SQLite's ALTER TABLE page says.
+        name, old = model._meta.table_name, model._meta.table_name + "_before_migration"
+        self.execute(f'ALTER TABLE "{name}" RENAME TO "{old}"')
+        for (index,) in self.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [old]
+        ).fetchall():
+            self.execute(f'DROP INDEX "{index}"')
+        db.create_tables([model])
+        columns = cols(model._meta.sorted_fields)
+        self.execute(f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM "{old}"')
+        self.execute(f'DROP TABLE "{old}"')
+
     def lock_prompt(self, account_id: int, name: str) -> Prompt | None:
         return Prompt.get_or_none((Prompt.account == account_id) & (Prompt.name == name))
+
+    def lock_agent(self, account_id: int, name: str) -> Agent | None:
+        return Agent.get_or_none((Agent.account == account_id) & (Agent.name == name))
 
     def by_code_point(self, field):
         return field  # SQLite compares text with memcmp (BINARY) unless told otherwise
@@ -123,32 +133,11 @@ class SqliteStore(SqlStore):
     ) -> tuple[list[bool | None], set]:
         versions = self.version_ids(account_id, sorted({u.prompt_name for u in usages}))
         linked: list[bool | None] = [None] * len(usages)
-        todo = [(n, u, versions[u.prompt_name, u.prompt_version]) for n, u in enumerate(usages)
-                if (u.prompt_name, u.prompt_version) in versions]
-        if not todo:
-            return linked, set()
-        with self.transaction():
-            traces, created = self.lock_traces(account_id, [u.trace_id for _, u, _ in todo])
-            links = set(self.links([t.id for t in traces.values() if t.trace_id not in created]))
-            pairs = {(version, trace) for version, trace, _ in links}
-            new_links, observations = [], []
-            for n, usage, version_id in todo:
-                trace = traces[usage.trace_id]
-                key = (version_id, trace.id, usage.span_id)
-                linked[n] = key not in links
-                if key in links:
-                    continue
-                links.add(key)
-                new_links.append(key)
-                if (version_id, trace.id) in pairs:  # a trace counts once per version
-                    continue
-                pairs.add((version_id, trace.id))
-                observations.append(NewObservation(version_id, trace.id, LINKED))
-                if trace.has_outcome:
-                    observations.append(NewObservation(version_id, trace.id, outcome_signals(trace)))
-            create_time = UsageLink.create_time.db_value(now)
-            self.insert_ignore(UsageLink, LINK_COLUMNS, [(*key, create_time) for key in new_links])
-            due = self.append_observations(observations, fold_at)
+        todo = [(n, (versions[u.prompt_name, u.prompt_version], u.trace_id, u.span_id))
+                for n, u in enumerate(usages) if (u.prompt_name, u.prompt_version) in versions]
+        new, due = self.store_links(account_id, [link for _, link in todo], now, fold_at)
+        for (n, _), is_new in zip(todo, new, strict=True):
+            linked[n] = is_new
         return linked, due
 
     # -- checkpoints ------------------------------------------------------------

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpromptgauge/v1/prompts.proto\x12\x0epromptgauge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n\rPromptVersion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x15\n\rtemplate_text\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\tis_active\x18\x06 \x01(\x08\x12\x1b\n\x0eparent_version\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tvariables\x18\n \x03(\tB\x11\n\x0f_parent_version\"\xcc\x01\n\x1a\x43reatePromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\rtemplate_text\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x1b\n\x0eparent_version\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\x08\x61\x63tivate\x18\x06 \x01(\x08H\x02\x88\x01\x01\x42\n\n\x08_versionB\x11\n\x0f_parent_versionB\x0b\n\t_activate\"T\n\x1b\x43reatePromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\";\n\x12ListPromptsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"f\n\x13ListPromptsResponse\x12\x36\n\x0fprompt_versions\x18\x01 \x03(\x0b\x32\x1d.promptgauge.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x19ListPromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x1aListPromptVersionsResponse\x12\x36\n\x0fprompt_versions\x18\x01 \x03(\x0b\x32\x1d.promptgauge.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x17GetPromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_version\"Q\n\x18GetPromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\"=\n\x1c\x41\x63tivatePromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"V\n\x1d\x41\x63tivatePromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\"\xbe\x01\n\x13RenderPromptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x45\n\tvariables\x18\x03 \x03(\x0b\x32\x32.promptgauge.v1.RenderPromptRequest.VariablesEntry\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_version\"5\n\x14RenderPromptResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x32\xfc\x04\n\rPromptService\x12n\n\x13\x43reatePromptVersion\x12*.promptgauge.v1.CreatePromptVersionRequest\x1a+.promptgauge.v1.CreatePromptVersionResponse\x12V\n\x0bListPrompts\x12\".promptgauge.v1.ListPromptsRequest\x1a#.promptgauge.v1.ListPromptsResponse\x12k\n\x12ListPromptVersions\x12).promptgauge.v1.ListPromptVersionsRequest\x1a*.promptgauge.v1.ListPromptVersionsResponse\x12\x65\n\x10GetPromptVersion\x12\'.promptgauge.v1.GetPromptVersionRequest\x1a(.promptgauge.v1.GetPromptVersionResponse\x12t\n\x15\x41\x63tivatePromptVersion\x12,.promptgauge.v1.ActivatePromptVersionRequest\x1a-.promptgauge.v1.ActivatePromptVersionResponse\x12Y\n\x0cRenderPrompt\x12#.promptgauge.v1.RenderPromptRequest\x1a$.promptgauge.v1.RenderPromptResponseB}\n\x12\x63om.promptgauge.v1B\x0cPromptsProtoP\x01ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\xaa\x02\x0ePromptgauge.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpromptgauge/v1/prompts.proto\x12\x0epromptgauge.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x01\n\x0bModelConfig\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x06 \x03(\t\x12&\n\x05\x65xtra\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_p\"\xcf\x03\n\rPromptVersion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x15\n\rtemplate_text\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x11\n\tis_active\x18\x06 \x01(\x08\x12\x1b\n\x0eparent_version\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tvariables\x18\n \x03(\t\x12\x31\n\x0cmodel_config\x18\x0b \x01(\x0b\x32\x1b.promptgauge.v1.ModelConfig\x12-\n\x0cinput_schema\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\routput_schema\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06\x63hange\x18\x0e \x01(\x0e\x32\x1a.promptgauge.v1.ChangeKind\x12\x0e\n\x06source\x18\x0f \x01(\tB\x11\n\x0f_parent_version\"\xee\x02\n\x1a\x43reatePromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\rtemplate_text\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x1b\n\x0eparent_version\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\x08\x61\x63tivate\x18\x06 \x01(\x08H\x02\x88\x01\x01\x12\x31\n\x0cmodel_config\x18\x07 \x01(\x0b\x32\x1b.promptgauge.v1.ModelConfig\x12-\n\x0cinput_schema\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\routput_schema\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06source\x18\n \x01(\tB\n\n\x08_versionB\x11\n\x0f_parent_versionB\x0b\n\t_activate\"T\n\x1b\x43reatePromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\";\n\x12ListPromptsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"f\n\x13ListPromptsResponse\x12\x36\n\x0fprompt_versions\x18\x01 \x03(\x0b\x32\x1d.promptgauge.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x19ListPromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x1aListPromptVersionsResponse\x12\x36\n\x0fprompt_versions\x18\x01 \x03(\x0b\x32\x1d.promptgauge.v1.PromptVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x17GetPromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_version\"Q\n\x18GetPromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\"=\n\x1c\x41\x63tivatePromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"V\n\x1d\x41\x63tivatePromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\"\xbe\x01\n\x13RenderPromptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x45\n\tvariables\x18\x03 \x03(\x0b\x32\x32.promptgauge.v1.RenderPromptRequest.VariablesEntry\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_version\"5\n\x14RenderPromptResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\".\n\x08TextEdit\x12\x10\n\x08old_text\x18\x01 \x01(\t\x12\x10\n\x08new_text\x18\x02 \x01(\t\"\xc6\x01\n\x18\x45\x64itPromptVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x19\n\x0c\x62\x61se_version\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\'\n\x05\x65\x64its\x18\x03 \x03(\x0b\x32\x18.promptgauge.v1.TextEdit\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x15\n\x08\x61\x63tivate\x18\x05 \x01(\x08H\x01\x88\x01\x01\x12\x0e\n\x06source\x18\x06 \x01(\tB\x0f\n\r_base_versionB\x0b\n\t_activate\"R\n\x19\x45\x64itPromptVersionResponse\x12\x35\n\x0eprompt_version\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.PromptVersion\"S\n\x19\x44iffPromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x05\x12\x12\n\nto_version\x18\x03 \x01(\x05\"J\n\x1a\x44iffPromptVersionsResponse\x12\x14\n\x0cunified_diff\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\"\xbf\x01\n\x06Prompt\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63tive_version\x18\x02 \x01(\x05\x12\x16\n\x0elatest_version\x18\x03 \x01(\x05\x12\x15\n\rversion_count\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x10GetPromptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x11GetPromptResponse\x12&\n\x06prompt\x18\x01 \x01(\x0b\x32\x16.promptgauge.v1.Prompt*\x86\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43HANGE_KIND_CREATE\x10\x01\x12\x15\n\x11\x43HANGE_KIND_WRITE\x10\x02\x12\x14\n\x10\x43HANGE_KIND_EDIT\x10\x03\x12\x16\n\x12\x43HANGE_KIND_MODIFY\x10\x04\x32\xa5\x07\n\rPromptService\x12n\n\x13\x43reatePromptVersion\x12*.promptgauge.v1.CreatePromptVersionRequest\x1a+.promptgauge.v1.CreatePromptVersionResponse\x12V\n\x0bListPrompts\x12\".promptgauge.v1.ListPromptsRequest\x1a#.promptgauge.v1.ListPromptsResponse\x12k\n\x12ListPromptVersions\x12).promptgauge.v1.ListPromptVersionsRequest\x1a*.promptgauge.v1.ListPromptVersionsResponse\x12\x65\n\x10GetPromptVersion\x12\'.promptgauge.v1.GetPromptVersionRequest\x1a(.promptgauge.v1.GetPromptVersionResponse\x12t\n\x15\x41\x63tivatePromptVersion\x12,.promptgauge.v1.ActivatePromptVersionRequest\x1a-.promptgauge.v1.ActivatePromptVersionResponse\x12Y\n\x0cRenderPrompt\x12#.promptgauge.v1.RenderPromptRequest\x1a$.promptgauge.v1.RenderPromptResponse\x12h\n\x11\x45\x64itPromptVersion\x12(.promptgauge.v1.EditPromptVersionRequest\x1a).promptgauge.v1.EditPromptVersionResponse\x12k\n\x12\x44iffPromptVersions\x12).promptgauge.v1.DiffPromptVersionsRequest\x1a*.promptgauge.v1.DiffPromptVersionsResponse\x12P\n\tGetPrompt\x12 .promptgauge.v1.GetPromptRequest\x1a!.promptgauge.v1.GetPromptResponseB}\n\x12\x63om.promptgauge.v1B\x0cPromptsProtoP\x01ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\xaa\x02\x0ePromptgauge.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +36,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\022com.promptgauge.v1B\014PromptsProtoP\001ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\252\002\016Promptgauge.V1'
   _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._loaded_options = None
   _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._serialized_options = b'8\001'
-  _globals['_PROMPTVERSION']._serialized_start=82
-  _globals['_PROMPTVERSION']._serialized_end=339
-  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_start=342
-  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_end=546
-  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_start=548
-  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_end=632
-  _globals['_LISTPROMPTSREQUEST']._serialized_start=634
-  _globals['_LISTPROMPTSREQUEST']._serialized_end=693
-  _globals['_LISTPROMPTSRESPONSE']._serialized_start=695
-  _globals['_LISTPROMPTSRESPONSE']._serialized_end=797
-  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_start=799
-  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_end=879
-  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_start=881
-  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_end=990
-  _globals['_GETPROMPTVERSIONREQUEST']._serialized_start=992
-  _globals['_GETPROMPTVERSIONREQUEST']._serialized_end=1065
-  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_start=1067
-  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_end=1148
-  _globals['_ACTIVATEPROMPTVERSIONREQUEST']._serialized_start=1150
-  _globals['_ACTIVATEPROMPTVERSIONREQUEST']._serialized_end=1211
-  _globals['_ACTIVATEPROMPTVERSIONRESPONSE']._serialized_start=1213
-  _globals['_ACTIVATEPROMPTVERSIONRESPONSE']._serialized_end=1299
-  _globals['_RENDERPROMPTREQUEST']._serialized_start=1302
-  _globals['_RENDERPROMPTREQUEST']._serialized_end=1492
-  _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._serialized_start=1432
-  _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._serialized_end=1480
-  _globals['_RENDERPROMPTRESPONSE']._serialized_start=1494
-  _globals['_RENDERPROMPTRESPONSE']._serialized_end=1547
-  _globals['_PROMPTSERVICE']._serialized_start=1550
-  _globals['_PROMPTSERVICE']._serialized_end=2186
+  _globals['_CHANGEKIND']._serialized_start=2956
+  _globals['_CHANGEKIND']._serialized_end=3090
+  _globals['_MODELCONFIG']._serialized_start=112
+  _globals['_MODELCONFIG']._serialized_end=334
+  _globals['_PROMPTVERSION']._serialized_start=337
+  _globals['_PROMPTVERSION']._serialized_end=800
+  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_start=803
+  _globals['_CREATEPROMPTVERSIONREQUEST']._serialized_end=1169
+  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_start=1171
+  _globals['_CREATEPROMPTVERSIONRESPONSE']._serialized_end=1255
+  _globals['_LISTPROMPTSREQUEST']._serialized_start=1257
+  _globals['_LISTPROMPTSREQUEST']._serialized_end=1316
+  _globals['_LISTPROMPTSRESPONSE']._serialized_start=1318
+  _globals['_LISTPROMPTSRESPONSE']._serialized_end=1420
+  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_start=1422
+  _globals['_LISTPROMPTVERSIONSREQUEST']._serialized_end=1502
+  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_start=1504
+  _globals['_LISTPROMPTVERSIONSRESPONSE']._serialized_end=1613
+  _globals['_GETPROMPTVERSIONREQUEST']._serialized_start=1615
+  _globals['_GETPROMPTVERSIONREQUEST']._serialized_end=1688
+  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_start=1690
+  _globals['_GETPROMPTVERSIONRESPONSE']._serialized_end=1771
+  _globals['_ACTIVATEPROMPTVERSIONREQUEST']._serialized_start=1773
+  _globals['_ACTIVATEPROMPTVERSIONREQUEST']._serialized_end=1834
+  _globals['_ACTIVATEPROMPTVERSIONRESPONSE']._serialized_start=1836
+  _globals['_ACTIVATEPROMPTVERSIONRESPONSE']._serialized_end=1922
+  _globals['_RENDERPROMPTREQUEST']._serialized_start=1925
+  _globals['_RENDERPROMPTREQUEST']._serialized_end=2115
+  _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._serialized_start=2055
+  _globals['_RENDERPROMPTREQUEST_VARIABLESENTRY']._serialized_end=2103
+  _globals['_RENDERPROMPTRESPONSE']._serialized_start=2117
+  _globals['_RENDERPROMPTRESPONSE']._serialized_end=2170
+  _globals['_TEXTEDIT']._serialized_start=2172
+  _globals['_TEXTEDIT']._serialized_end=2218
+  _globals['_EDITPROMPTVERSIONREQUEST']._serialized_start=2221
+  _globals['_EDITPROMPTVERSIONREQUEST']._serialized_end=2419
+  _globals['_EDITPROMPTVERSIONRESPONSE']._serialized_start=2421
+  _globals['_EDITPROMPTVERSIONRESPONSE']._serialized_end=2503
+  _globals['_DIFFPROMPTVERSIONSREQUEST']._serialized_start=2505
+  _globals['_DIFFPROMPTVERSIONSREQUEST']._serialized_end=2588
+  _globals['_DIFFPROMPTVERSIONSRESPONSE']._serialized_start=2590
+  _globals['_DIFFPROMPTVERSIONSRESPONSE']._serialized_end=2664
+  _globals['_PROMPT']._serialized_start=2667
+  _globals['_PROMPT']._serialized_end=2858
+  _globals['_GETPROMPTREQUEST']._serialized_start=2860
+  _globals['_GETPROMPTREQUEST']._serialized_end=2892
+  _globals['_GETPROMPTRESPONSE']._serialized_start=2894
+  _globals['_GETPROMPTRESPONSE']._serialized_end=2953
+  _globals['_PROMPTSERVICE']._serialized_start=3093
+  _globals['_PROMPTSERVICE']._serialized_end=4026
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,9 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -9,8 +11,39 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_KIND_CREATE: _ClassVar[ChangeKind]
+    CHANGE_KIND_WRITE: _ClassVar[ChangeKind]
+    CHANGE_KIND_EDIT: _ClassVar[ChangeKind]
+    CHANGE_KIND_MODIFY: _ClassVar[ChangeKind]
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_KIND_CREATE: ChangeKind
+CHANGE_KIND_WRITE: ChangeKind
+CHANGE_KIND_EDIT: ChangeKind
+CHANGE_KIND_MODIFY: ChangeKind
+
+class ModelConfig(_message.Message):
+    __slots__ = ("provider", "model", "temperature", "max_tokens", "top_p", "stop_sequences", "extra")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    temperature: float
+    max_tokens: int
+    top_p: float
+    stop_sequences: _containers.RepeatedScalarFieldContainer[str]
+    extra: _struct_pb2.Struct
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., top_p: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
 class PromptVersion(_message.Message):
-    __slots__ = ("id", "name", "version", "template_text", "description", "is_active", "parent_version", "created_by", "create_time", "variables")
+    __slots__ = ("id", "name", "version", "template_text", "description", "is_active", "parent_version", "created_by", "create_time", "variables", "model_config", "input_schema", "output_schema", "change", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +54,11 @@ class PromptVersion(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     version: int
@@ -31,23 +69,36 @@ class PromptVersion(_message.Message):
     created_by: str
     create_time: _timestamp_pb2.Timestamp
     variables: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., is_active: _Optional[bool] = ..., parent_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variables: _Optional[_Iterable[str]] = ...) -> None: ...
+    model_config: ModelConfig
+    input_schema: _struct_pb2.Struct
+    output_schema: _struct_pb2.Struct
+    change: ChangeKind
+    source: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., is_active: _Optional[bool] = ..., parent_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variables: _Optional[_Iterable[str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., change: _Optional[_Union[ChangeKind, str]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class CreatePromptVersionRequest(_message.Message):
-    __slots__ = ("name", "version", "template_text", "description", "parent_version", "activate")
+    __slots__ = ("name", "version", "template_text", "description", "parent_version", "activate", "model_config", "input_schema", "output_schema", "source")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_TEXT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     template_text: str
     description: str
     parent_version: int
     activate: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., parent_version: _Optional[int] = ..., activate: _Optional[bool] = ...) -> None: ...
+    model_config: ModelConfig
+    input_schema: _struct_pb2.Struct
+    output_schema: _struct_pb2.Struct
+    source: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., parent_version: _Optional[int] = ..., activate: _Optional[bool] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class CreatePromptVersionResponse(_message.Message):
     __slots__ = ("prompt_version",)
@@ -141,3 +192,79 @@ class RenderPromptResponse(_message.Message):
     text: str
     version: int
     def __init__(self, text: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class TextEdit(_message.Message):
+    __slots__ = ("old_text", "new_text")
+    OLD_TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEW_TEXT_FIELD_NUMBER: _ClassVar[int]
+    old_text: str
+    new_text: str
+    def __init__(self, old_text: _Optional[str] = ..., new_text: _Optional[str] = ...) -> None: ...
+
+class EditPromptVersionRequest(_message.Message):
+    __slots__ = ("name", "base_version", "edits", "description", "activate", "source")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    base_version: int
+    edits: _containers.RepeatedCompositeFieldContainer[TextEdit]
+    description: str
+    activate: bool
+    source: str
+    def __init__(self, name: _Optional[str] = ..., base_version: _Optional[int] = ..., edits: _Optional[_Iterable[_Union[TextEdit, _Mapping]]] = ..., description: _Optional[str] = ..., activate: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
+
+class EditPromptVersionResponse(_message.Message):
+    __slots__ = ("prompt_version",)
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    prompt_version: PromptVersion
+    def __init__(self, prompt_version: _Optional[_Union[PromptVersion, _Mapping]] = ...) -> None: ...
+
+class DiffPromptVersionsRequest(_message.Message):
+    __slots__ = ("name", "from_version", "to_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    from_version: int
+    to_version: int
+    def __init__(self, name: _Optional[str] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ...) -> None: ...
+
+class DiffPromptVersionsResponse(_message.Message):
+    __slots__ = ("unified_diff", "changed_fields")
+    UNIFIED_DIFF_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    unified_diff: str
+    changed_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unified_diff: _Optional[str] = ..., changed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Prompt(_message.Message):
+    __slots__ = ("name", "active_version", "latest_version", "version_count", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    active_version: int
+    latest_version: int
+    version_count: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., active_version: _Optional[int] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetPromptRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetPromptResponse(_message.Message):
+    __slots__ = ("prompt",)
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    prompt: Prompt
+    def __init__(self, prompt: _Optional[_Union[Prompt, _Mapping]] = ...) -> None: ...

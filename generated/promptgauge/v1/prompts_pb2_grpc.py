@@ -74,6 +74,21 @@ class PromptServiceStub:
                 request_serializer=promptgauge_dot_v1_dot_prompts__pb2.RenderPromptRequest.SerializeToString,
                 response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.RenderPromptResponse.FromString,
                 _registered_method=True)
+        self.EditPromptVersion = channel.unary_unary(
+                '/promptgauge.v1.PromptService/EditPromptVersion',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionResponse.FromString,
+                _registered_method=True)
+        self.DiffPromptVersions = channel.unary_unary(
+                '/promptgauge.v1.PromptService/DiffPromptVersions',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetPrompt = channel.unary_unary(
+                '/promptgauge.v1.PromptService/GetPrompt',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.FromString,
+                _registered_method=True)
 
 
 class PromptServiceServicer:
@@ -92,10 +107,17 @@ class PromptServiceServicer:
     def CreatePromptVersion(self, request, context):
         """Registers a new, immutable version of a prompt template.
 
+        Unset parent_version means the version active when this one is created
+        (version 1 has none). The server sets `change`: CREATE for version 1,
+        MODIFY when the text equals the parent's, else WRITE.
+
         Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
         empty or oversized template, a template with an unbalanced brace, a NUL
         character, a description over 4096 characters, version or
-        parent_version not positive); ALREADY_EXISTS (that name and version
+        parent_version not positive, an input or output schema that is not a
+        valid JSON Schema draft 2020-12 (the message names the path of the
+        problem), a source over 64 characters, a model config with a negative
+        max_tokens or a temperature or top_p that is not finite); ALREADY_EXISTS (that name and version
         exist already); NOT_FOUND (parent_version does not exist);
         FAILED_PRECONDITION (activate = false on the first version of a name,
         which must be active; no version number left); UNAVAILABLE (the
@@ -156,12 +178,61 @@ class PromptServiceServicer:
         """Fills a template's `{variable}` placeholders; `{{` and `}}` render as
         literal braces. Variables the template does not use are ignored.
 
+        With an input schema on the version, the variables (an object of
+        strings) are checked against it first.
+
         Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
         version not positive, a missing variable: the message names the missing
-        ones, the first few when there are many, and counts the rest); NOT_FOUND
+        ones, the first few when there are many, and counts the rest; variables
+        that break the input schema: the message names the variable and the
+        rule); NOT_FOUND
         (no such prompt or version); RESOURCE_EXHAUSTED (the rendered text would
         not fit in a response message); UNAVAILABLE (the database is
         unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditPromptVersion(self, request, context):
+        """Makes a new version from exact-match edits of a base version's text,
+        applied in order. The new version's parent is the base, its change
+        kind EDIT, and it inherits the base's model config and schemas.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        base_version not positive, no edits, an edit with an empty old_text,
+        more than 100 edits, a description over 4096 characters, an edited
+        template that is empty, oversized or not a valid template); NOT_FOUND
+        (no such prompt or base version); FAILED_PRECONDITION (an old_text found
+        zero times or more than once in the text as the edits before it left
+        it: the message names the edit's index and the count; or the edits
+        leave the text unchanged); UNAVAILABLE (the database is unavailable, or
+        too many creates of the name at once: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffPromptVersions(self, request, context):
+        """Compares two versions of a prompt: a unified diff of their templates and
+        the names of the other fields that differ. A version against itself is
+        an empty diff and no changed fields.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        a version not positive); NOT_FOUND (no such prompt or version);
+        UNAVAILABLE (the database is unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrompt(self, request, context):
+        """Returns a prompt as a whole: its active and latest versions, how many
+        versions it has, and when it was created and last changed.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name);
+        NOT_FOUND (no such prompt); UNAVAILABLE (the database is unavailable:
+        retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,6 +270,21 @@ def add_PromptServiceServicer_to_server(servicer, server):
                     servicer.RenderPrompt,
                     request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.RenderPromptRequest.FromString,
                     response_serializer=promptgauge_dot_v1_dot_prompts__pb2.RenderPromptResponse.SerializeToString,
+            ),
+            'EditPromptVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditPromptVersion,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionResponse.SerializeToString,
+            ),
+            'DiffPromptVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffPromptVersions,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsResponse.SerializeToString,
+            ),
+            'GetPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrompt,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -373,6 +459,87 @@ class PromptService:
             '/promptgauge.v1.PromptService/RenderPrompt',
             promptgauge_dot_v1_dot_prompts__pb2.RenderPromptRequest.SerializeToString,
             promptgauge_dot_v1_dot_prompts__pb2.RenderPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditPromptVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/EditPromptVersion',
+            promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.EditPromptVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffPromptVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/DiffPromptVersions',
+            promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.DiffPromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/GetPrompt',
+            promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.FromString,
             options,
             channel_credentials,
             insecure,
