@@ -196,6 +196,7 @@ def start_server(settings: Settings) -> RunningServer:
             store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
         )
         analytics = Analytics(store)
+        agent_registry = AgentRegistry(store, registry, analytics)
         # Outermost first; each is one concern (see interceptors.py).
         interceptors = [
             Observe(),
@@ -212,17 +213,14 @@ def start_server(settings: Settings) -> RunningServer:
                     settings.max_message_bytes,
                 )),
                 (trace_service_pb2_grpc.add_TraceServiceServicer_to_server, TraceServicer(analytics)),
-                (agents_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(
-                    AgentRegistry(store, registry, analytics)
-                )),
+                (agents_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(agent_registry)),
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
         ), loop).result()
         dashboard = None
         if settings.http_listen:
-            dashboard = _start_dashboard(
-                settings, Pages(registry, analytics, store), workers, database_health, server, loop
-            )
+            pages = Pages(registry, analytics, store, agent_registry)
+            dashboard = _start_dashboard(settings, pages, workers, database_health, server, loop)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         workers.shutdown()

@@ -17,7 +17,9 @@ from markupsafe import escape
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.dashboard import charts, sessions
-from promptgauge.server.dashboard.pages import side_by_side
+from promptgauge.server.dashboard.pages import field_value, side_by_side
+from promptgauge.server.registry import VersionView
+from promptgauge.v1 import agents_pb2
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -84,6 +86,9 @@ def test_pages_ask_to_sign_in_first(web):
         "/prompts/x/versions/1",
         "/prompts/x/diff",
         "/prompts/x/activate?version=1",
+        "/agents",
+        "/agents/x",
+        "/agents/x/promote?version=v1",
     ):
         status, headers, _ = web.get(path)
         assert status == 303, path
@@ -368,6 +373,224 @@ def test_an_unknown_method_is_an_error_page(signed_in):
     assert status == 405 and "<html" in body
 
 
+def _cells(body: str, version) -> dict[str, str]:
+    """The comparison row of `version`: metric -> data-value."""
+    row = re.search(rf'<tr data-version="{version}".*?</tr>', body, re.S)[0]
+    return dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row))
+
+
+def test_the_version_page_shows_what_reproduces_a_run(signed_in, client):
+    client.create_prompt_version(
+        "repro",
+        "Classify {ticket}",
+        model_config={
+            "provider": "openai",
+            "model": "gpt-4o",
+            "temperature": 0.2,
+            "max_tokens": 300,
+            "stop_sequences": ["</a>"],
+            "extra": {"response_format": {"type": "<json>"}},
+        },
+        input_schema={"type": "object", "properties": {"ticket": {"type": "string", "maxLength": 5}}},
+        output_schema={"type": "object", "title": "<b>out</b>"},
+        source="ci<i>",
+    )
+    client.edit_prompt_version("repro", [("Classify", "Sort")], source="ui")
+    status, _, body = signed_in.get("/prompts/repro/versions/1")
+    assert status == 200
+    facts = dict(re.findall(r'<dd data-field="(\w+)">(.*?)</dd>', body, re.S))
+    assert facts["provider"] == "openai" and facts["model"] == "gpt-4o"
+    assert facts["temperature"] == "0.2" and facts["max_tokens"] == "300"
+    assert escape("</a>") in facts["stop_sequences"]
+    assert re.search(r'id="change">create · source <span class="source">ci&lt;i&gt;</span>', body)
+    assert escape('"type": "<json>"') in body and "&lt;b&gt;out&lt;/b&gt;" in body
+    assert escape('"maxLength": 5') in body and "<b>out" not in body and "<i>" not in body
+    edited = signed_in.get("/prompts/repro/versions/2")[2]
+    assert re.search(r'id="change">edit · source <span class="source">ui</span>', edited)
+    assert 'id="model-config"' in edited  # an edit keeps its parent's model config
+    versions = re.search(r'<table id="versions".*?</table>', signed_in.get("/prompts/repro")[2], re.S)[0]
+    rows = dict(re.findall(r'<tr data-version="(\d+)"[^>]*>.*?data-field="change">(\w+)', versions, re.S))
+    assert rows == {"2": "edit", "1": "create"}
+
+
+def test_a_version_without_model_or_schemas_shows_none_of_them(signed_in, client):
+    client.create_prompt_version("plain", "hello")
+    body = signed_in.get("/prompts/plain/versions/1")[2]
+    assert 'id="model-config"' not in body and 'id="input-schema"' not in body
+    assert 'id="change">create</dd>' in body
+
+
+def test_the_diff_page_lists_the_fields_diff_prompt_versions_names(signed_in, client):
+    client.create_prompt_version(
+        "tuned", "Say {x}", model_config={"model": "m1", "temperature": 0.1}, description="first"
+    )
+    client.create_prompt_version(
+        "tuned",
+        "Say {x}",
+        model_config={"model": "m1", "temperature": 0.7},
+        output_schema={"type": "string"},
+        description="<warmer>",
+    )
+    client.create_prompt_version(
+        "tuned",
+        "Say {x}",
+        model_config={"model": "m1", "temperature": 0.7},
+        output_schema={"type": "string"},
+        description="<warmer>",
+    )
+    body = signed_in.get("/prompts/tuned/diff?from=1&to=2")[2]
+    rows = re.findall(
+        r'<tr data-field="([\w.]+)">.*?<pre class="value">(.*?)</pre>.*?'
+        r'<pre class="value">(.*?)</pre>',
+        body,
+        re.S,
+    )
+    expected = list(client.diff_prompt_versions("tuned", 1, 2).changed_fields)
+    assert [field for field, _, _ in rows] == expected
+    assert expected == ["description", "model_config.temperature", "output_schema"]
+    assert rows[0][1:] == ("first", "&lt;warmer&gt;")
+    assert rows[1][1:] == ("0.1", "0.7")
+    assert rows[2][1] == "-" and "&#34;type&#34;: &#34;string&#34;" in rows[2][2]
+    same = signed_in.get("/prompts/tuned/diff?from=2&to=3")[2]
+    assert list(client.diff_prompt_versions("tuned", 2, 3).changed_fields) == []
+    assert "are the same" in same and 'data-field="' not in same
+
+
+AGENT_MESSAGE = "<script>alert(1)</script> first"
+
+
+def _agent(client, name: str = "helper") -> str:
+    """Three versions of an agent (1.0.0 current, v2 staged, v3 staged) linking two prompts."""
+    client.create_prompt_version("sys", "You help with {product}.")
+    client.create_prompt_version("ask", "Answer: {question}")
+    links = [
+        agents_pb2.PromptLink(prompt_name="sys", role="<system>", sort_order=0),
+        agents_pb2.PromptLink(prompt_name="ask", role="user", sort_order=1, pinned_version=1),
+    ]
+    config = agents_pb2.AgentConfig(kind=agents_pb2.AGENT_KIND_CHAIN, prompts=links)
+    config.model_config.model = "gpt-4o"
+    client.create_agent_version(name, config, version="1.0.0", message=AGENT_MESSAGE)
+    client.create_agent_version(name, config, message="second", promote=False)
+    client.create_agent_version(name, config, message="third", promote=False)
+    client.promote_agent_version(name, "1.0.0")
+    return name
+
+
+def _run_agent(client, name: str, version: str, outcomes: list[tuple]) -> None:
+    for i, (success, cost, duration) in enumerate(outcomes):
+        trace = f"{abs(hash((name, version, i))):032x}"[-32:]
+        client.resolve_agent(name, version=version, trace_id=trace)
+        client.record_trace_outcome(trace, success=success, total_cost_usd=cost, duration_ms=duration)
+
+
+def test_the_agents_list_summarizes_each_agent(signed_in, client):
+    _agent(client, "helper")
+    body = signed_in.get("/agents")[2]
+    rows = re.findall(r'<tr data-name="([^"]+)">(.*?)</tr>', body, re.S)
+    assert [name for name, _ in rows] == ["helper"]
+    assert re.sub(r"<[^>]+>|\s+", " ", rows[0][1]).split()[:3] == ["helper", "1.0.0", "3"]
+    assert 'href="/agents"' in signed_in.get("/")[2]  # the nav links it
+
+
+def test_an_account_without_agents_is_told_how_to_make_one(signed_in):
+    assert "No agents yet" in signed_in.get("/agents")[2]
+
+
+def test_the_agent_page_shows_versions_links_and_compare_s_numbers(signed_in, client):
+    name = _agent(client)
+    _run_agent(client, name, "1.0.0", [(i % 4 != 0, 0.002 * (i + 1), 900.0 + 13 * i) for i in range(12)])
+    _run_agent(client, name, "v2", [(True, 0.003, 1200.0), (False, None, 1500.0)])
+    status, _, body = signed_in.get(f"/agents/{name}")
+    assert status == 200
+    versions = re.search(r'<table id="versions".*?</table>', body, re.S)[0]
+    order = re.findall(r'<tr data-version="([^"]+)"( class="is-active")?', versions)
+    assert order == [("v3", ""), ("v2", ""), ("1.0.0", ' class="is-active"')]
+    assert [v.version for v in client.list_agent_versions(name).agent_versions] == ["v3", "v2", "1.0.0"]
+    first = re.search(r'<tr data-version="1.0.0".*?</tr>', versions, re.S)[0]
+    assert '<span class="role">&lt;system&gt;</span>' in first and '<span class="role">user</span>' in first
+    assert 'href="/prompts/ask/versions/1">ask</a>' in first and 'title="pinned">v1<' in first
+    assert 'href="/prompts/sys">sys</a>' in first and "gpt-4o" in first
+    assert escape(AGENT_MESSAGE) in first and "<script" not in body
+    compared = client.compare_agent_versions(name).versions
+    assert [m.version for m in compared] == ["1.0.0", "v2", "v3"]
+    for m in compared:
+        cells = _cells(body, m.version)
+        assert int(cells["total_traces"]) == m.total_traces
+        for field in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms"):
+            expected = getattr(m, field) if m.HasField(field) else None
+            assert (float(cells[field]) if cells[field] else None) == expected, (m.version, field)
+    # Promote forward, roll back to older ones; never the current one.
+    comparison = re.search(r'<table id="comparison".*?</table>', body, re.S)[0]
+    assert f'href="/agents/{name}/promote?version=v3">Promote<' in comparison
+    assert "version=1.0.0" not in comparison
+    assert body.count("<svg") == 2
+
+
+def test_promote_and_roll_back_an_agent_through_the_confirmation(signed_in, client):
+    name = _agent(client)
+    status, _, page = signed_in.get(f"/agents/{name}/promote?version=v3")
+    assert status == 200 and f"Promote {name} to v3?" in page
+    assert "Current now: <strong>1.0.0</strong>" in page
+    assert client.get_agent_version(name).version == "1.0.0"  # asking changes nothing
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    status, headers, _ = signed_in.post(f"/agents/{name}/promote", {"csrf_token": token, "version": "v3"})
+    assert (status, headers["Location"]) == (303, f"/agents/{name}?promoted=v3")
+    assert client.get_agent_version(name).version == "v3"
+    assert f"v3 is now the current version of {name}" in signed_in.get(f"/agents/{name}?promoted=v3")[2]
+    page = signed_in.get(f"/agents/{name}/promote?version=v2")[2]
+    assert f"Roll back {name} to v2?" in page
+    signed_in.post(f"/agents/{name}/promote", {"csrf_token": token, "version": "v2"})
+    assert client.get_agent_version(name).version == "v2"
+    assert "nothing to do" in signed_in.get(f"/agents/{name}/promote?version=v2")[2]
+
+
+@pytest.mark.parametrize(
+    "form, status, words",
+    [
+        ({"version": "v3"}, 403, "reload the page"),
+        ({"version": "v3", "csrf_token": "x" * 43}, 403, "reload the page"),
+        ({}, 400, "version is required"),
+        ({"version": "bad label"}, 400, "not a version label"),
+        ({"version": "v9"}, 404, "has no version"),
+    ],
+)
+def test_a_refused_promotion_changes_nothing(signed_in, client, form, status, words):
+    name = _agent(client)
+    if "csrf_token" not in form and status != 403:
+        form = form | {"csrf_token": signed_in.csrf("/agents")}
+    got, _, body = signed_in.post(f"/agents/{name}/promote", form)
+    assert got == status and words in body, body
+    assert client.get_agent_version(name).version == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/agents/none", 404, "agent &#39;none&#39; not found"),
+        ("/agents/BAD", 400, "not a valid name"),
+        ("/agents/helper/promote", 400, "give the version"),
+        ("/agents/helper/promote?version=a%20b", 400, "not a version label"),
+        ("/agents/helper/promote?version=v9", 404, "has no version"),
+    ],
+)
+def test_a_bad_agent_address_is_a_clear_error_page(signed_in, client, path, status, words):
+    _agent(client)
+    got, _, body = signed_in.get(path)
+    assert got == status and words in body, body
+
+
+def test_another_accounts_agent_is_not_found(signed_in, other_client, client):
+    _agent(other_client, "theirs")
+    for path in ("/agents/theirs", "/agents/theirs/promote?version=v2"):
+        status, _, body = signed_in.get(path)
+        assert status == 404 and "third" not in body, path
+    form = {"csrf_token": signed_in.csrf("/"), "version": "v2"}
+    status, _, _ = signed_in.post("/agents/theirs/promote", form)
+    assert status == 404
+    assert other_client.get_agent_version("theirs").version == "1.0.0"
+    assert "theirs" not in signed_in.get("/agents")[2]
+
+
 # -- units --------------------------------------------------------------------
 
 
@@ -415,6 +638,38 @@ def test_charts_escape_their_labels_and_scale_to_the_axis():
     assert widths == [pytest.approx(charts.PLOT_WIDTH / 2)]
     svg = charts.distribution_chart("lat", [("v1", [("avg", 10.0), ("p95", 40.0)]), ("v2", [])], "ms", str)
     assert "avg 10.0  p95 40.0" in svg and "no latency yet" in svg
+
+
+def test_field_value_shows_a_changed_field_or_a_dash():
+    view = VersionView(
+        id="i",
+        name="n",
+        version=1,
+        template_text="t",
+        description="",
+        is_active=True,
+        parent_version=None,
+        created_by="k",
+        create_time=None,
+        variables=[],
+        model_config={"temperature": 0.5},
+        input_schema={"type": "object"},
+        source="ci",
+    )
+    assert field_value(view, "model_config.temperature") == "0.5"
+    assert field_value(view, "model_config.top_p") == "-"
+    assert field_value(view, "description") == "-"
+    assert field_value(view, "source") == "ci"
+    assert field_value(view, "input_schema") == '{\n  "type": "object"\n}'
+    assert field_value(view, "output_schema") == "-"
+
+
+def test_long_chart_labels_widen_the_label_column_and_are_cut():
+    assert charts.label_width(["v1", "v10"]) == charts.LABEL_WIDTH
+    assert charts.label_width(["1.0.0-rc1"]) > charts.LABEL_WIDTH
+    assert charts.label_width(["x" * 64]) == charts.label_width(["x" * charts.MAX_LABEL_CHARS])
+    svg = charts.bar_chart("t", [("x" * 64, 0.5, "50%")], 1.0, str)
+    assert "x" * 64 not in svg and "x" * (charts.MAX_LABEL_CHARS - 1) + "…" in svg
 
 
 def test_side_by_side_pairs_changed_lines():

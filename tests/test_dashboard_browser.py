@@ -19,6 +19,7 @@ import pytest
 from conftest import make_account
 
 from promptgauge.client import PromptGaugeClient
+from promptgauge.v1 import agents_pb2
 
 CHROMIUM = os.environ.get("PROMPTGAUGE_CHROMIUM", "/usr/bin/chromium")
 BROWSER_REQUIRED = os.environ.get("PROMPTGAUGE_REQUIRE_BROWSER") == "1"
@@ -143,6 +144,13 @@ def _classifier(client: PromptGaugeClient, name: str = "support-classifier") -> 
         description="use the customer tier",
         parent_version=2,
         activate=False,
+        model_config={"provider": "openai", "model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 16},
+        input_schema={
+            "type": "object",
+            "required": ["ticket_text"],
+            "properties": {"ticket_text": {"type": "string"}, "tier": {"enum": ["free", "gold"]}},
+        },
+        source="ci",
     )
     _record(client, name, 1, [(i % 10 < 7, 0.0031, 1500.0 + 37 * i) for i in range(120)])
     _record(client, name, 2, [(i % 10 < 9, 0.0048, 1800.0 + 41 * i) for i in range(100)])
@@ -234,6 +242,56 @@ def test_a_stored_script_shows_as_text_and_never_runs(tab, client, api_key):
     assert tab.dialogs == []
 
 
+def _support_agent(client: PromptGaugeClient, classifier: str, name: str = "support-bot") -> str:
+    """An agent over the classifier and a reply prompt: 1.0.0 current, 1.1.0
+    staged, with runs linked to both."""
+    client.create_prompt_version("support-reply", "Reply to the customer about {ticket_text}.")
+    links = [
+        agents_pb2.PromptLink(prompt_name=classifier, role="classify", sort_order=0, pinned_version=2),
+        agents_pb2.PromptLink(prompt_name="support-reply", role="reply", sort_order=1),
+    ]
+    config = agents_pb2.AgentConfig(kind=agents_pb2.AGENT_KIND_CHAIN, prompts=links)
+    config.model_config.model = "gpt-4o-mini"
+    client.create_agent_version(name, config, version="1.0.0", message="classify, then reply")
+    config.prompts[0].pinned_version = 3
+    client.create_agent_version(name, config, version="1.1.0", message="use the customer tier", promote=False)
+    for version, outcomes in (
+        ("1.0.0", [(i % 10 < 8, 0.009, 2400.0 + 31 * i) for i in range(40)]),
+        ("1.1.0", [(i % 10 < 9, 0.011, 2600.0 + 23 * i) for i in range(20)]),
+    ):
+        for success, cost, duration in outcomes:
+            trace = uuid.uuid4().hex
+            client.resolve_agent(name, version=version, trace_id=trace)
+            client.record_trace_outcome(trace, success=success, total_cost_usd=cost, duration_ms=duration)
+    return name
+
+
+def test_promote_an_agent_through_the_page(tab, client, api_key):
+    agent = _support_agent(client, _classifier(client, "agent-classifier"))
+    tab.sign_in(api_key)
+    tab.page.click("nav a:text('Agents')")
+    tab.page.wait_for_url(f"{tab.base}/agents")
+    tab.page.click(f"#agents a:text('{agent}')")
+    tab.page.wait_for_url(f"{tab.base}/agents/{agent}")
+    for m in client.compare_agent_versions(agent).versions:
+        row = tab.page.locator(f'#comparison tr[data-version="{m.version}"]')
+        assert row.locator('td[data-metric="total_traces"]').inner_text() == f"{m.total_traces:,}"
+        assert row.locator('td[data-metric="success_rate"]').inner_text() == format(m.success_rate, ".1%")
+    tab.page.click('#comparison tr[data-version="1.1.0"] a:text("Promote")')
+    tab.page.wait_for_url(f"{tab.base}/agents/{agent}/promote?version=1.1.0")
+    assert client.get_agent_version(agent).version == "1.0.0"  # nothing happens before confirming
+    tab.page.click("#confirm")
+    tab.page.wait_for_url(f"{tab.base}/agents/{agent}?promoted=1.1.0")
+    assert "1.1.0 is now the current version" in tab.page.inner_text("main")
+    current = client.get_agent_version(agent)
+    assert (current.version, current.is_current) == ("1.1.0", True)
+    tab.page.click('#comparison tr[data-version="1.0.0"] a:text("Roll back")')
+    tab.page.click("#confirm")
+    tab.page.wait_for_url(f"{tab.base}/agents/{agent}?promoted=1.0.0")
+    assert client.get_agent_version(agent).version == "1.0.0"
+    assert tab.dialogs == []
+
+
 def test_sign_out_and_the_pages_are_closed(tab, client, api_key):
     client.create_prompt_version("closed", "x")
     tab.sign_in(api_key)
@@ -279,6 +337,7 @@ def test_every_page_at_desktop_and_phone_width(browser, server, backend, viewpor
         client.create_prompt_version(
             "welcome-email", "Hello {name}, welcome to {product}!", description="onboarding"
         )
+        agent = _support_agent(client, name)
     tab = Tab(browser, server.dashboard_url, backend, viewport)
     try:
         tab.go("/signin")
@@ -293,9 +352,16 @@ def test_every_page_at_desktop_and_phone_width(browser, server, backend, viewpor
         tab.go(f"/prompts/{name}/diff?from=1&to=3")
         tab.shot("diff")
         tab.go(f"/prompts/{name}/diff?from=2&to=3&layout=unified")
+        assert tab.page.locator("#changed-fields tr[data-field]").count() > 0
         tab.shot("diff-unified")
         tab.go(f"/prompts/{name}/activate?version=3")
         tab.shot("confirm")
+        tab.go("/agents")
+        tab.shot("agents")
+        tab.go(f"/agents/{agent}")
+        tab.shot("agent")
+        tab.go(f"/agents/{agent}/promote?version=1.1.0")
+        tab.shot("agent-confirm")
         tab.go("/prompts/no-such-prompt")
         tab.shot("not-found")
         assert tab.dialogs == []

@@ -5,18 +5,20 @@ a worker thread inside one pooled connection (web.py), never on the loop."""
 
 import difflib
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import jinja2
 
-from .. import accounts, templates
+from .. import accounts, agents, templates
 from ..accounts import Caller
+from ..agents import AgentRegistry, AgentVersionMetrics, AgentVersionView, AgentView
 from ..analytics import Analytics, VersionMetrics
 from ..backends.base import Store
 from ..errors import DomainError, InvalidArgument, Unauthenticated
-from ..registry import PromptRegistry, VersionView
+from ..registry import CHANGE_CREATE, CHANGE_EDIT, CHANGE_MODIFY, CHANGE_WRITE, PromptRegistry, VersionView
 from ..validation import check_name, check_version
 from . import charts
 from .sessions import Session
@@ -49,6 +51,34 @@ def count(value: int) -> str:
 
 def utc(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+CHANGE_NAMES = {CHANGE_CREATE: "create", CHANGE_WRITE: "write", CHANGE_EDIT: "edit", CHANGE_MODIFY: "modify"}
+AGENT_KINDS = {agents.SIMPLE: "simple", agents.CHAIN: "chain", agents.MULTI_AGENT: "multi-agent",
+               agents.WORKFLOW: "workflow", agents.COMPOSITE: "composite"}
+
+
+def change_kind(value: int) -> str:
+    return CHANGE_NAMES.get(value, "-")
+
+
+def pretty_json(value) -> str:
+    """A stored JSON value (a schema, a config's `extra`) for reading: keys
+    sorted, since a Struct's map has no order."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def field_value(view: VersionView, dotted: str) -> str:
+    """The value of one of DiffPromptVersions' changed fields
+    (`description`, `model_config.temperature`, `input_schema`, ...) on a
+    version, as shown: "-" where it is unset."""
+    head, _, rest = dotted.partition(".")
+    value = getattr(view, head, None)
+    if rest:
+        value = (value or {}).get(rest)
+    if value is None or value == "":
+        return "-"
+    return value if isinstance(value, str) else pretty_json(value)
 
 
 def first_line(text: str, limit: int = 80) -> str:
@@ -116,8 +146,9 @@ def positive_int(raw: str | None, field: str) -> int | None:
 class Pages:
     """Every page, for one server's registry and analytics."""
 
-    def __init__(self, registry: PromptRegistry, analytics: Analytics, store: Store):
+    def __init__(self, registry: PromptRegistry, analytics: Analytics, store: Store, agents: AgentRegistry):
         self.registry = registry
+        self.agents = agents
         self.analytics = analytics
         self.store = store
         self.env = jinja2.Environment(
@@ -127,7 +158,9 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, utc=utc, first_line=first_line)
+        self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, utc=utc, first_line=first_line,
+                                change_kind=change_kind, pretty_json=pretty_json,
+                                agent_kind=lambda k: AGENT_KINDS.get(k, "-"))
 
     def render(self, template: str, viewer: Viewer | None, **values) -> str:
         return self.env.get_template(template).render(viewer=viewer, **values)
@@ -225,9 +258,11 @@ class Pages:
         if layout not in (None, "", "split", "unified"):
             raise InvalidArgument(f"layout must be split or unified, got {layout[:20]!r}", field="layout")
         rows = side_by_side(before.template_text, after.template_text)
+        _, changed = self.registry.diff(viewer.caller, name, before.version, after.version)
+        fields = [(f, field_value(before, f), field_value(after, f)) for f in changed]
         return self.render(
             "diff.html", viewer, name=name, versions=versions, before=before, after=after,
-            layout=layout or "split", rows=rows, unified=unified(name, before, after),
+            layout=layout or "split", rows=rows, unified=unified(name, before, after), fields=fields,
             added=sum(r.right_number is not None and r.kind != "equal" for r in rows),
             removed=sum(r.left_number is not None and r.kind != "equal" for r in rows),
         )
@@ -252,6 +287,62 @@ class Pages:
             raise InvalidArgument("version is required", field="version")
         return self.registry.activate(viewer.caller, name, version).version
 
+    # -- agents -----------------------------------------------------------
+
+    def agent_summaries(self, caller: Caller) -> list[AgentView]:
+        found, token = [], ""
+        while True:
+            views, token = self.agents.list_agents(caller, self.registry.max_page_size, token)
+            found += views
+            if not token:
+                return found
+
+    def agent_versions(self, caller: Caller, name: str) -> list[AgentVersionView]:
+        """Every version of an agent, newest first."""
+        found, token = [], ""
+        while True:
+            views, token = self.agents.list_versions(caller, name, self.registry.max_page_size, token)
+            found += views
+            if not token:
+                return found
+
+    def agents_page(self, viewer: Viewer) -> str:
+        return self.render("agents.html", viewer, agents=self.agent_summaries(viewer.caller))
+
+    def agent_page(self, viewer: Viewer, name: str, promoted: str | None = None) -> str:
+        check_name(name, "agent")
+        versions = self.agent_versions(viewer.caller, name)
+        metrics = self.agents.compare(viewer.caller, name)
+        current = next((v for v in versions if v.is_current), versions[0])
+        order = _newer_than(versions, current)
+        return self.render(
+            "agent.html", viewer, name=name, versions=versions, metrics=metrics, current=current,
+            newer=order, promoted=promoted if any(v.version == promoted for v in versions) else None,
+            success_chart=success_chart(metrics, lambda m: m.version),
+            latency_chart=latency_chart(metrics, lambda m: m.version),
+        )
+
+    def confirm_promotion_page(self, viewer: Viewer, name: str, label: str | None) -> str:
+        check_name(name, "agent")
+        if not label:
+            raise InvalidArgument("give the version to promote: ?version=LABEL", field="version")
+        agents.check_label(label)
+        view = self.agents.get_version(viewer.caller, name, label)
+        versions = self.agent_versions(viewer.caller, name)
+        current = next((v for v in versions if v.is_current), versions[0])
+        metrics = {m.version: m for m in self.agents.compare(viewer.caller, name)}
+        return self.render(
+            "agent_confirm.html", viewer, name=name, view=view, current=current,
+            newer=_newer_than(versions, current).get(view.version, False),
+            target_metrics=metrics.get(view.version), current_metrics=metrics.get(current.version),
+        )
+
+    def promote_agent(self, viewer: Viewer, name: str, label: str | None) -> str:
+        check_name(name, "agent")
+        if not label:
+            raise InvalidArgument("version is required", field="version")
+        return self.agents.promote(viewer.caller, name, label).version
+
     def error_page(self, viewer: Viewer | None, status: int, message: str) -> str:
         return self.render("error.html", viewer, status=status, message=message)
 
@@ -266,21 +357,36 @@ def _optional_version(raw: str | None) -> int | None:
         return None
 
 
-def success_chart(metrics: list[VersionMetrics]):
+def _newer_than(versions: list[AgentVersionView], current: AgentVersionView) -> dict[str, bool]:
+    """Per label, whether that version came after the current one (the list
+    is newest first): promoting it moves forward, else it rolls back."""
+    labels = [v.version for v in versions]
+    at = labels.index(current.version)
+    return {label: i < at for i, label in enumerate(labels)}
+
+
+Metrics = VersionMetrics | AgentVersionMetrics
+
+
+def _version_label(m: Metrics) -> str:
+    return f"v{m.version}"
+
+
+def success_chart(metrics: list[Metrics], label: Callable[[Metrics], str] = _version_label):
     return charts.bar_chart(
         "Success rate by version",
-        [(f"v{m.version}", m.success_rate, f"{pct(m.success_rate)} of {count(m.total_traces)}")
+        [(label(m), m.success_rate, f"{pct(m.success_rate)} of {count(m.total_traces)}")
          for m in metrics],
         1.0, lambda v: f"{v:.0%}",
     )
 
 
-def latency_chart(metrics: list[VersionMetrics]):
+def latency_chart(metrics: list[Metrics], label: Callable[[Metrics], str] = _version_label):
     rows = []
     for m in metrics:
-        marks = [(label, value) for label, value in (("avg", m.avg_latency_ms), ("p95", m.p95_latency_ms))
+        marks = [(name, value) for name, value in (("avg", m.avg_latency_ms), ("p95", m.p95_latency_ms))
                  if value is not None]
-        rows.append((f"v{m.version}", marks))
+        rows.append((label(m), marks))
     return charts.distribution_chart("Latency by version", rows, "ms", ms)
 
 

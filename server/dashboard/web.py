@@ -118,6 +118,10 @@ class Dashboard:
             web.get("/prompts/{name}/diff", self.diff),
             web.get("/prompts/{name}/activate", self.confirm_activation),
             web.post("/prompts/{name}/activate", self.activate),
+            web.get("/agents", self.agents),
+            web.get("/agents/{name}", self.agent),
+            web.get("/agents/{name}/promote", self.confirm_promotion),
+            web.post("/agents/{name}/promote", self.promote),
         ])
         self.app = app
 
@@ -275,6 +279,36 @@ class Dashboard:
         )
 
     async def activate(self, request: web.Request):
+        name = request.match_info["name"]
+        return await self._change(
+            request, self.pages.activate, lambda version: f"/prompts/{name}?activated={version}"
+        )
+
+    async def agents(self, request: web.Request):
+        return await self._viewer_page(request, self.pages.agents_page)
+
+    async def agent(self, request: web.Request):
+        return await self._viewer_page(
+            request, self.pages.agent_page, request.match_info["name"], request.query.get("promoted")
+        )
+
+    async def confirm_promotion(self, request: web.Request):
+        return await self._viewer_page(
+            request, self.pages.confirm_promotion_page, request.match_info["name"],
+            request.query.get("version"),
+        )
+
+    async def promote(self, request: web.Request):
+        name = request.match_info["name"]
+        # The label went through check_label: only URL-safe characters.
+        return await self._change(
+            request, self.pages.promote_agent, lambda label: f"/agents/{name}?promoted={label}"
+        )
+
+    async def _change(self, request: web.Request, change, then):
+        """A state-changing form: its CSRF token checked, then
+        `change(viewer, name, form's version)` on a worker, then a redirect
+        to `then(what change returned)`."""
         try:
             form, session, secret = await self._checked_form(request)
         except _Forbidden:
@@ -284,11 +318,10 @@ class Dashboard:
         name = request.match_info["name"]
         token = sessions.csrf_token(secret, session)
 
-        def activate() -> int:
-            return self.pages.activate(self.pages.viewer(session, token), name, form.get("version"))
+        def run():
+            return change(self.pages.viewer(session, token), name, form.get("version"))
 
-        version = await self.workers.run(activate)
-        return _redirect(f"/prompts/{name}?activated={version}")
+        return _redirect(then(await self.workers.run(run)))
 
     async def sign_in_form(self, request: web.Request):
         secret = await self._secret_key()
