@@ -180,10 +180,11 @@ def start_server(settings: Settings) -> RunningServer:
             _HealthPublisher(health_servicer, loop), SERVICE_NAMES, settings.health_check_seconds,
             settings.database_url,
         )
-        registry = PromptRegistry(
-            store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
-        )
         analytics = Analytics(store)
+        registry = PromptRegistry(
+            store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes,
+            record_usage=analytics.record_usage,
+        )
         # Outermost first; each is one concern (see interceptors.py).
         interceptors = [
             Observe(),

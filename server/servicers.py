@@ -17,7 +17,8 @@ from .analytics import DUPLICATE, RECORDED, Analytics
 from .errors import DomainError, InvalidArgument
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
-from .registry import PromptRegistry, VersionView
+from .registry import EventView, PromptRegistry, PromptStateView, VersionView
+from .releases import Split
 from .workers import Workers
 
 
@@ -40,6 +41,49 @@ def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
         created_by=view.created_by,
         create_time=create_time,
         variables=view.variables,
+        labels=view.labels,
+    )
+
+
+def _timestamp(when) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    if when is not None:
+        stamp.FromDatetime(when)
+    return stamp
+
+
+def split_arms(split: Split) -> list[prompts_pb2.SplitArm]:
+    return [
+        prompts_pb2.SplitArm(
+            version=arm.version, weight=arm.weight,
+            buckets=[prompts_pb2.BucketRange(start=s, end=e) for s, e in arm.buckets],
+        )
+        for arm in split.arms
+    ]
+
+
+def split_message(name: str, split: Split) -> prompts_pb2.TrafficSplit:
+    return prompts_pb2.TrafficSplit(
+        name=name, arms=split_arms(split), split_id=split.split_id, update_time=_timestamp(split.update_time)
+    )
+
+
+def event_message(event: EventView) -> prompts_pb2.PromptEvent:
+    message = prompts_pb2.PromptEvent(
+        sequence=event.sequence, kind=int(event.kind), version=event.version or 0,
+        previous_version=event.previous_version, label=event.label, created_by=event.created_by,
+        create_time=_timestamp(event.create_time), name=event.name,
+    )
+    if event.split is not None:
+        message.split.CopyFrom(split_message(event.name, event.split))
+    return message
+
+
+def state_message(state: PromptStateView) -> prompts_pb2.PromptState:
+    return prompts_pb2.PromptState(
+        name=state.name, active_version=state.active_version or 0, labels=state.labels,
+        split=split_arms(state.split) if state.split else [], sequence=state.sequence,
+        latest_version=state.latest_version, split_id=state.split.split_id if state.split else "",
     )
 
 
@@ -74,7 +118,9 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
         )
 
     def GetPromptVersion(self, request, context):
-        view = self.registry.get_version(current_caller(), request.name, _opt(request, "version"))
+        view = self.registry.get_version(
+            current_caller(), request.name, _opt(request, "version"), request.label
+        )
         return prompts_pb2.GetPromptVersionResponse(prompt_version=version_message(view))
 
     def ActivatePromptVersion(self, request, context):
@@ -83,9 +129,42 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
 
     def RenderPrompt(self, request, context):
         text, version = self.registry.render(
-            current_caller(), request.name, dict(request.variables), _opt(request, "version")
+            current_caller(), request.name, dict(request.variables), _opt(request, "version"), request.label
         )
         return prompts_pb2.RenderPromptResponse(text=text, version=version)
+
+    def SetPromptLabel(self, request, context):
+        view = self.registry.set_label(current_caller(), request.name, request.label, request.version)
+        return prompts_pb2.SetPromptLabelResponse(prompt_version=version_message(view))
+
+    def DeletePromptLabel(self, request, context):
+        self.registry.delete_label(current_caller(), request.name, request.label)
+        return prompts_pb2.DeletePromptLabelResponse()
+
+    def SetTrafficSplit(self, request, context):
+        split = self.registry.set_split(
+            current_caller(), request.name, [(arm.version, arm.weight) for arm in request.arms]
+        )
+        return prompts_pb2.SetTrafficSplitResponse(split=split_message(request.name, split))
+
+    def ClearTrafficSplit(self, request, context):
+        self.registry.clear_split(current_caller(), request.name)
+        return prompts_pb2.ClearTrafficSplitResponse()
+
+    def ResolvePrompt(self, request, context):
+        view, rendered = self.registry.resolve(
+            current_caller(), request.name, request.subject, request.label, request.trace_id,
+            dict(request.variables),
+        )
+        return prompts_pb2.ResolvePromptResponse(prompt_version=version_message(view), rendered_text=rendered)
+
+    def ListPromptHistory(self, request, context):
+        events, token = self.registry.list_history(
+            current_caller(), request.name, request.page_size, request.page_token
+        )
+        return prompts_pb2.ListPromptHistoryResponse(
+            events=[event_message(e) for e in events], next_page_token=token
+        )
 
 
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:

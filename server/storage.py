@@ -17,7 +17,7 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from .backends import postgres, sqlite
 from .backends.base import Store
-from .models import ANALYTICS_MODELS, MODELS, PromptVersion, Setting, VersionCheckpoint, db
+from .models import ANALYTICS_MODELS, MODELS, RELEASE_MODELS, PromptVersion, Setting, VersionCheckpoint, db
 
 _BACKENDS = (
     (sqlite.SCHEMES, sqlite.open_database, sqlite.SqliteStore),
@@ -34,9 +34,14 @@ def _add_analytics() -> None:
         VersionCheckpoint.insert_many([{"version": i} for i in ids[start : start + 500]]).execute()
 
 
-# Migrations from version N-1 to N, run in order inside the start-up
-# transaction. An existing database at an older version is brought forward.
-MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics}
+def _add_releases() -> None:
+    db.create_tables(RELEASE_MODELS)
+
+
+# Migrations from an older version to N, run in order of N inside the
+# start-up transaction. An existing database at an older version is brought
+# forward. Numbers may skip (branches merged later fill them in).
+MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics, 5: _add_releases}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
 
@@ -73,7 +78,7 @@ def init_schema() -> int:
         if db.table_exists(Setting._meta.table_name):
             row = Setting.get_or_none(Setting.key == "schema_version")
         if row is None:
-            db.create_tables(MODELS + ANALYTICS_MODELS)
+            db.create_tables(MODELS + ANALYTICS_MODELS + RELEASE_MODELS)
             Setting.insert_many(
                 [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)},
@@ -89,7 +94,7 @@ def init_schema() -> int:
                 f"database schema version {current} is newer than this server's "
                 f"{SCHEMA_VERSION}: upgrade promptgauge"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        for version in sorted(v for v in MIGRATIONS if v > current):
             MIGRATIONS[version]()
             Setting.update(value=str(version)).where(Setting.key == "schema_version").execute()
         return SCHEMA_VERSION

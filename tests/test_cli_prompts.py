@@ -181,6 +181,7 @@ def test_json_is_the_rpc_response_in_protobufs_json_mapping(run, client, templat
         "createdBy",
         "createTime",
         "variables",
+        "labels",
     }
     assert document["promptVersion"]["isActive"] is False
     diff = json.loads(run("prompts", "diff", "js", "1", "2", "--json")[1])
