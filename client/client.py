@@ -383,6 +383,17 @@ class PromptGaugeClient:
         request = prompts_pb2.ListPromptHistoryRequest(name=name, page_size=page_size, page_token=page_token)
         return self._call(self.prompts.ListPromptHistory, request)
 
+    def watch_prompts(
+        self, names: Iterable[str] = (), after_sequence: int = 0, timeout: float | None = None
+    ) -> grpc.Future:
+        """Open a WatchPrompts stream: iterate it for WatchPromptsResponse
+        messages (the first holds the current states), `.cancel()` it to
+        stop. It never ends by itself; `timeout` (none by default) bounds it.
+        A failure is raised, while iterating, as a grpc.RpcError
+        (PromptGaugeError.from_rpc_error tells what it was)."""
+        request = prompts_pb2.WatchPromptsRequest(names=list(names), after_sequence=after_sequence)
+        return self.prompts.WatchPrompts(request, timeout=timeout, metadata=self._metadata)
+
     def iter_prompt_history(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptEvent]:
         """Every event of a prompt, newest first, following page tokens."""
         token = ""

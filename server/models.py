@@ -194,7 +194,7 @@ class PromptEvent(BaseModel):
     version = IntegerField(null=True)
     previous_version = IntegerField(null=True)
     label = CharField(max_length=63, default="")
-    split = TextField(null=True)  # the arms set, as TrafficSplit.arms
+    split = TextField(null=True)  # the split set: {"split_id", "arms" as TrafficSplit.arms}
     created_by = CharField(max_length=64)
     create_time = DateTimeField(default=utcnow)
 

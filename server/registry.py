@@ -105,7 +105,7 @@ def _labels_of(prompt_ids: Sequence[int]) -> dict[tuple[int, int], list[str]]:
 
 
 def _event_view(row: PromptEvent, name: str) -> EventView:
-    split = Split.from_json("", row.split) if row.split else None
+    split = Split.from_event_json(row.split, row.create_time) if row.split else None
     return EventView(row.id, EventKind(row.kind), name, row.version, row.previous_version, row.label,
                      row.created_by, row.create_time, split)
 
@@ -410,7 +410,7 @@ class PromptRegistry:
                 TrafficSplit.update(arms=split.to_json(), update_time=split.update_time).where(
                     TrafficSplit.prompt == prompt).execute()
             self.store.append_event(caller.account_id, prompt.id, EventKind.SPLIT_SET, caller.key_id,
-                                    split=split.to_json())
+                                    split=split.event_json())
         self.on_change(caller.account_id)
         return split
 

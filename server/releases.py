@@ -61,6 +61,15 @@ class Split:
         arms = tuple(Arm(v, w, tuple((s, e) for s, e in b)) for v, w, b in json.loads(text))
         return cls(split_id, arms, update_time)
 
+    def event_json(self) -> str:
+        """The split as a history event keeps it: its id and arms."""
+        return json.dumps({"split_id": self.split_id, "arms": json.loads(self.to_json())})
+
+    @classmethod
+    def from_event_json(cls, text: str, update_time: datetime | None = None) -> "Split":
+        value = json.loads(text)
+        return cls.from_json(value["split_id"], json.dumps(value["arms"]), update_time)
+
     def choose(self, subject: str) -> int:
         """The version of the arm whose buckets hold the subject's bucket; a
         call without a subject gets a random bucket (the weights hold, but it

@@ -14,7 +14,8 @@ from google.protobuf import timestamp_pb2
 from promptgauge.v1 import analytics_pb2, analytics_pb2_grpc, prompts_pb2, prompts_pb2_grpc
 
 from .analytics import DUPLICATE, RECORDED, Analytics
-from .errors import DomainError, InvalidArgument
+from .errors import DomainError, InvalidArgument, Unavailable
+from .feed import CLOSED, MAX_EVENTS, ChangeFeed, read_changes
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
 from .registry import EventView, PromptRegistry, PromptStateView, VersionView
@@ -87,9 +88,18 @@ def state_message(state: PromptStateView) -> prompts_pb2.PromptState:
     )
 
 
+MAX_WATCHED_NAMES = 100
+
+
 class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
-    def __init__(self, registry: PromptRegistry):
+    def __init__(
+        self, registry: PromptRegistry, workers: Workers | None = None, feed: ChangeFeed | None = None,
+        keepalive_seconds: float = 20.0,
+    ):
         self.registry = registry
+        self.workers = workers
+        self.feed = feed
+        self.keepalive_seconds = keepalive_seconds
 
     def CreatePromptVersion(self, request, context):
         view = self.registry.create_version(
@@ -157,6 +167,67 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
             dict(request.variables),
         )
         return prompts_pb2.ResolvePromptResponse(prompt_version=version_message(view), rendered_text=rendered)
+
+    def _catch_up(self, caller, names: list[str], after: int) -> tuple[prompts_pb2.WatchPromptsResponse, int]:
+        """On a worker: a new watch stream's first message and the sequence
+        it is current as of (events after `after`, or the current states)."""
+        registry = self.registry
+        registry.check_watch(caller, names)
+        wanted = set(names)
+
+        def watched(name: str) -> bool:
+            return not wanted or name in wanted
+
+        if after:
+            last = registry.last_sequence(caller.account_id)
+            changes = read_changes(registry, caller.account_id, after)
+            if len(changes.events) < MAX_EVENTS:
+                sequence = max([last, *(e.sequence for e in changes.events)])
+                return prompts_pb2.WatchPromptsResponse(
+                    events=[event_message(e) for e in changes.events if watched(e.name)],
+                    states=[state_message(s) for s in changes.states if watched(s.name)],
+                ), sequence
+        states, sequence = registry.states(caller.account_id, names)
+        return prompts_pb2.WatchPromptsResponse(states=[state_message(s) for s in states]), sequence
+
+    async def WatchPrompts(self, request, context):
+        caller = current_caller()
+        names = list(request.names)
+        if len(names) > MAX_WATCHED_NAMES:
+            raise InvalidArgument(f"names lists {len(names)} prompts; the limit is {MAX_WATCHED_NAMES}",
+                                  field="names", reason="TOO_MANY_NAMES")
+        if request.after_sequence < 0:
+            raise InvalidArgument(f"after_sequence must not be negative, got {request.after_sequence}",
+                                  field="after_sequence", reason="INVALID_SEQUENCE")
+        # Subscribed before the first read, so that nothing committed after
+        # that read can pass unseen; what the read saw already is dropped.
+        watcher = self.feed.subscribe(caller.account_id, names)
+        try:
+            first, sequence = await self.workers.run(self._catch_up, caller, names, request.after_sequence)
+            self.feed.caught_up(watcher, sequence)
+            yield first
+            while True:
+                try:
+                    changes = await asyncio.wait_for(watcher.queue.get(), self.keepalive_seconds)
+                except asyncio.TimeoutError:
+                    yield prompts_pb2.WatchPromptsResponse()  # a keepalive
+                    continue
+                if changes is CLOSED:
+                    raise Unavailable(
+                        "the server is shutting down: watch again (on another replica, or after the "
+                        "restart) from the last sequence seen",
+                        reason="SHUTTING_DOWN",
+                    )
+                events = [e for e in changes.events if e.sequence > sequence and watcher.wants(e.name)]
+                sequence = max(sequence, changes.events[-1].sequence)
+                if events:
+                    changed = {e.name for e in events}
+                    yield prompts_pb2.WatchPromptsResponse(
+                        events=[event_message(e) for e in events],
+                        states=[state_message(s) for s in changes.states if s.name in changed],
+                    )
+        finally:
+            self.feed.unsubscribe(watcher)
 
     def ListPromptHistory(self, request, context):
         events, token = self.registry.list_history(
