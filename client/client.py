@@ -6,6 +6,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2
@@ -19,6 +20,9 @@ from promptgauge.v1 import (
 )
 
 from .recorder import Recorder
+
+if TYPE_CHECKING:
+    from .cache import PromptCache
 from .retries import (
     NO_RETRY,
     RetryPolicy,
@@ -393,6 +397,13 @@ class PromptGaugeClient:
         (PromptGaugeError.from_rpc_error tells what it was)."""
         request = prompts_pb2.WatchPromptsRequest(names=list(names), after_sequence=after_sequence)
         return self.prompts.WatchPrompts(request, timeout=timeout, metadata=self._metadata)
+
+    def prompt_cache(self, names: Iterable[str] = (), **kwargs) -> "PromptCache":
+        """A PromptCache of these prompts (all of the account's if none),
+        kept fresh by WatchPrompts; close it (or use `with`) when done."""
+        from .cache import PromptCache
+
+        return PromptCache(self, names, **kwargs)
 
     def iter_prompt_history(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptEvent]:
         """Every event of a prompt, newest first, following page tokens."""
