@@ -25,6 +25,7 @@ from .diagnose import explain_bind_error
 from .feed import ChangeFeed
 from .health import DatabaseHealth
 from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, Observe
+from .keycache import KeyCache
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
@@ -190,7 +191,8 @@ def start_server(settings: Settings) -> RunningServer:
             store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes,
             record_usage=analytics.record_usage,
         )
-        feed = ChangeFeed(loop, workers, registry, settings.database_url)
+        keys = KeyCache(settings.api_key_cache_size)
+        feed = ChangeFeed(loop, workers, registry, settings.database_url, on_keys_changed=keys.clear)
         registry.on_change = feed.changed
         # Outermost first; each is one concern (see interceptors.py).
         interceptors = [
@@ -198,7 +200,7 @@ def start_server(settings: Settings) -> RunningServer:
             MapErrors(database_health, settings.max_message_bytes),
             HealthGate(database_health, draining),
             ConnectionScope(workers),
-            Authenticate(store, workers),
+            Authenticate(store, workers, keys),
         ]
         server, port = asyncio.run_coroutine_threadsafe(_serve(
             settings, credentials, interceptors, [
