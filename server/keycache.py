@@ -17,7 +17,6 @@ from collections import OrderedDict
 
 from .backends.base import ApiKeyRow, Store
 
-
 _caches: weakref.WeakSet = weakref.WeakSet()  # every cache of this process
 
 
