@@ -202,16 +202,18 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
         # Subscribed before the first read, so that nothing committed after
         # that read can pass unseen; what the read saw already is dropped.
         watcher = self.feed.subscribe(caller.account_id, names)
+        getter = None
         try:
             first, sequence = await self.workers.run(self._catch_up, caller, names, request.after_sequence)
             self.feed.caught_up(watcher, sequence)
             yield first
             while True:
-                try:
-                    changes = await asyncio.wait_for(watcher.queue.get(), self.keepalive_seconds)
-                except asyncio.TimeoutError:
+                # One get kept across keepalives: a get cancelled by a
+                # timeout could drop the item it was handed.
+                getter = asyncio.ensure_future(watcher.queue.get())
+                while not (await asyncio.wait({getter}, timeout=self.keepalive_seconds))[0]:
                     yield prompts_pb2.WatchPromptsResponse()  # a keepalive
-                    continue
+                changes = getter.result()
                 if changes is CLOSED:
                     raise Unavailable(
                         "the server is shutting down: watch again (on another replica, or after the "
@@ -227,6 +229,8 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
                         states=[state_message(s) for s in changes.states if s.name in changed],
                     )
         finally:
+            if getter is not None:
+                getter.cancel()
             self.feed.unsubscribe(watcher)
 
     def ListPromptHistory(self, request, context):
