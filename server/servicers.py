@@ -180,7 +180,7 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
 
         if after:
             last = registry.last_sequence(caller.account_id)
-            changes = read_changes(registry, caller.account_id, after)
+            changes = read_changes(registry, caller.account_id, after, MAX_EVENTS)
             if len(changes.events) < MAX_EVENTS:
                 sequence = max([last, *(e.sequence for e in changes.events)])
                 return prompts_pb2.WatchPromptsResponse(

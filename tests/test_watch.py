@@ -233,3 +233,17 @@ def test_watcher_of_a_new_account_hears_changes_made_right_after_it_opens(server
                 assert states_of(reader.next()) == {"race": (n, {}, [])}
             finally:
                 reader.close()
+
+
+def test_resume_from_too_far_back_gets_fresh_states(client, watch, monkeypatch):
+    from promptgauge.server import servicers
+
+    client.create_prompt_version("old", "one")
+    seen = watch().next().states[0].sequence
+    for n in range(2, 5):
+        client.create_prompt_version("old", f"v{n}")  # six events since `seen`
+    monkeypatch.setattr(servicers, "MAX_EVENTS", 4)
+    resumed = watch(after_sequence=seen).next()
+    assert not resumed.events
+    assert states_of(resumed) == {"old": (4, {}, [])}
+    assert resumed.states[0].sequence == max(e.sequence for e in client.iter_prompt_history("old"))
