@@ -263,6 +263,8 @@ def _describe(v: prompts_pb2.PromptVersion) -> str:
         ("variables", ", ".join(v.variables) or "-"),
         ("id", v.id),
     ]
+    if v.labels:
+        facts.append(("labels", ", ".join(v.labels)))
     if v.description:
         facts.append(("description", v.description))
     lines = [f"{v.name} v{v.version}" + (" (active)" if v.is_active else "")]

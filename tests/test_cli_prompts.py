@@ -309,6 +309,7 @@ def test_label_unlabel_and_history_answer_who_moved_production(run, client):
     assert (code, out) == (0, "rel production -> v1\n")
     assert run("prompts", "label", "rel", "production", "2")[0] == 0
     assert client.get_prompt_version("rel", label="production").version == 2
+    assert "labels:      production" in run("prompts", "show", "rel@2")[1].splitlines()
     code, out, _ = run("prompts", "history", "rel")
     assert code == 0
     lines = out.splitlines()
