@@ -146,10 +146,10 @@ def _process(argv: list[str], ready: str, env: dict | None = None):
                 proc.wait()
 
 
-def _serve(url: str):
+def _serve(url: str, *extra: str):
     return _process(
         [sys.executable, "-m", "promptgauge.server.cli", "serve", "--listen", "127.0.0.1:0",
-         "--database-url", url, "--log-level", "WARNING"],
+         "--database-url", url, "--log-level", "WARNING", *extra],
         "promptgauge listening on",
     )
 

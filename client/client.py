@@ -6,6 +6,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import json_format, struct_pb2
@@ -23,6 +24,9 @@ from promptgauge.v1 import (
 )
 
 from .recorder import Recorder
+
+if TYPE_CHECKING:
+    from .cache import PromptCache
 from .retries import (
     NO_RETRY,
     RetryPolicy,
@@ -388,9 +392,11 @@ class PromptGaugeClient:
             if not token:
                 return
 
-    def get_prompt_version(self, name: str, version: int | None = None) -> prompts_pb2.PromptVersion:
-        """One version; without `version`, the active one."""
-        request = prompts_pb2.GetPromptVersionRequest(name=name, version=version)
+    def get_prompt_version(
+        self, name: str, version: int | None = None, *, label: str = ""
+    ) -> prompts_pb2.PromptVersion:
+        """One version, by number or `label`; with neither, the active one."""
+        request = prompts_pb2.GetPromptVersionRequest(name=name, version=version, label=label)
         return self._call(self.prompts.GetPromptVersion, request).prompt_version
 
     def activate_prompt_version(self, name: str, version: int) -> prompts_pb2.PromptVersion:
@@ -399,11 +405,85 @@ class PromptGaugeClient:
         return self._call(self.prompts.ActivatePromptVersion, request).prompt_version
 
     def render_prompt(
-        self, name: str, variables: Mapping[str, str], version: int | None = None
+        self, name: str, variables: Mapping[str, str], version: int | None = None, *, label: str = ""
     ) -> prompts_pb2.RenderPromptResponse:
         """The template filled with `variables` (`.text`, `.version`)."""
-        request = prompts_pb2.RenderPromptRequest(name=name, variables=dict(variables), version=version)
+        request = prompts_pb2.RenderPromptRequest(
+            name=name, variables=dict(variables), version=version, label=label
+        )
         return self._call(self.prompts.RenderPrompt, request)
+
+    def set_prompt_label(self, name: str, label: str, version: int) -> prompts_pb2.PromptVersion:
+        """Point `label` at `version` (creating or moving it); returns that version."""
+        request = prompts_pb2.SetPromptLabelRequest(name=name, label=label, version=version)
+        return self._call(self.prompts.SetPromptLabel, request).prompt_version
+
+    def delete_prompt_label(self, name: str, label: str) -> None:
+        """Delete a label of a prompt."""
+        request = prompts_pb2.DeletePromptLabelRequest(name=name, label=label)
+        self._call(self.prompts.DeletePromptLabel, request)
+
+    def set_traffic_split(self, name: str, weights: Mapping[int, int]) -> prompts_pb2.TrafficSplit:
+        """Split ResolvePrompt's traffic: `weights` maps versions to relative weights."""
+        arms = [prompts_pb2.SplitArm(version=v, weight=w) for v, w in weights.items()]
+        request = prompts_pb2.SetTrafficSplitRequest(name=name, arms=arms)
+        return self._call(self.prompts.SetTrafficSplit, request).split
+
+    def clear_traffic_split(self, name: str) -> None:
+        """Remove a prompt's traffic split."""
+        self._call(self.prompts.ClearTrafficSplit, prompts_pb2.ClearTrafficSplitRequest(name=name))
+
+    def resolve_prompt(
+        self,
+        name: str,
+        *,
+        subject: str = "",
+        label: str = "",
+        trace_id: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> prompts_pb2.ResolvePromptResponse:
+        """The version to use now (`.prompt_version`, and `.rendered_text`
+        with `variables`): the label's, else the split's for `subject`, else
+        the active one; `trace_id` links the trace to it."""
+        request = prompts_pb2.ResolvePromptRequest(
+            name=name, subject=subject, label=label, trace_id=trace_id, variables=dict(variables or {})
+        )
+        return self._call(self.prompts.ResolvePrompt, request)
+
+    def list_prompt_history(
+        self, name: str, page_size: int = 0, page_token: str = ""
+    ) -> prompts_pb2.ListPromptHistoryResponse:
+        """One page of a prompt's history, newest first."""
+        request = prompts_pb2.ListPromptHistoryRequest(name=name, page_size=page_size, page_token=page_token)
+        return self._call(self.prompts.ListPromptHistory, request)
+
+    def watch_prompts(
+        self, names: Iterable[str] = (), after_sequence: int = 0, timeout: float | None = None
+    ) -> grpc.Future:
+        """Open a WatchPrompts stream: iterate it for WatchPromptsResponse
+        messages (the first holds the current states), `.cancel()` it to
+        stop. It never ends by itself; `timeout` (none by default) bounds it.
+        A failure is raised, while iterating, as a grpc.RpcError
+        (PromptGaugeError.from_rpc_error tells what it was)."""
+        request = prompts_pb2.WatchPromptsRequest(names=list(names), after_sequence=after_sequence)
+        return self.prompts.WatchPrompts(request, timeout=timeout, metadata=self._metadata)
+
+    def prompt_cache(self, names: Iterable[str] = (), **kwargs) -> "PromptCache":
+        """A PromptCache of these prompts (all of the account's if none),
+        kept fresh by WatchPrompts; close it (or use `with`) when done."""
+        from .cache import PromptCache
+
+        return PromptCache(self, names, **kwargs)
+
+    def iter_prompt_history(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptEvent]:
+        """Every event of a prompt, newest first, following page tokens."""
+        token = ""
+        while True:
+            page = self.list_prompt_history(name, page_size, token)
+            yield from page.events
+            token = page.next_page_token
+            if not token:
+                return
 
     # -- AnalyticsService -------------------------------------------------
 

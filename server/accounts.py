@@ -13,8 +13,10 @@ from datetime import datetime
 
 from peewee import JOIN, IntegrityError, fn
 
+from . import storage
 from .backends.base import Store
 from .errors import AlreadyExists, NotFound, Unauthenticated
+from .keycache import KeyCache, revoked_here
 from .models import Account, ApiKey, db, utcnow
 from .validation import check_name
 
@@ -114,7 +116,11 @@ def revoke_key(key_id: str) -> KeyInfo:
         if key.revoke_time is None:
             key.revoke_time = utcnow()
             key.save()
-        return KeyInfo(key.id, key.account.name, key.create_time, key.revoke_time)
+            # Replicas cache keys: tell them, once this commits.
+            storage.store().keys_changed()
+        info = KeyInfo(key.id, key.account.name, key.create_time, key.revoke_time)
+    revoked_here()
+    return info
 
 
 def key_holder(key_id: str) -> tuple[Caller, str]:
@@ -132,8 +138,9 @@ def key_holder(key_id: str) -> tuple[Caller, str]:
     return Caller(account_id=row[2], key_id=row[0]), row[3]
 
 
-def authenticate(store: Store, authorization: str | None) -> Caller:
-    """The caller behind an `authorization: Bearer <key>` value."""
+def authenticate(store: Store, authorization: str | None, keys: KeyCache | None = None) -> Caller:
+    """The caller behind an `authorization: Bearer <key>` value; `keys`, the
+    replica's key cache, if it has one."""
     if not authorization:
         raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <api key>'")
     scheme, _, plain = authorization.partition(" ")
@@ -141,10 +148,11 @@ def authenticate(store: Store, authorization: str | None) -> Caller:
         raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
     digest = _hash(plain.strip())
     # Every call runs this: SQL written once (backends/sql.py), not built by peewee.
-    row = store.api_key(digest)
+    row = keys.lookup(store, digest) if keys is not None else store.api_key(digest)
     # The index lookup compares hashes, which tells a timing attacker nothing
-    # about the key; the final comparison is constant-time all the same. No
-    # cache: a revoked key fails at once, on every replica. One message for
+    # about the key; the final comparison is constant-time all the same. A
+    # cached key is dropped when any key is revoked (keycache.py), so a
+    # revoked key fails on every replica within the feed's delay. One message for
     # unknown and revoked keys, never echoing the key: a caller learns nothing
     # about which keys exist.
     if row is None:

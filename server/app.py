@@ -31,8 +31,10 @@ from .analytics import Analytics
 from .dashboard.pages import Pages
 from .dashboard.web import Dashboard, tls_context
 from .diagnose import explain_bind_error
+from .feed import ChangeFeed
 from .health import DatabaseHealth
 from .interceptors import Authenticate, ConnectionScope, HealthGate, MapErrors, Observe
+from .keycache import KeyCache
 from .observability import serve_metrics
 from .reflection import enable_reflection
 from .registry import PromptRegistry
@@ -65,6 +67,7 @@ class RunningServer:
     workers: Workers
     settings: Settings
     draining: threading.Event
+    feed: ChangeFeed | None = None
     metrics_server: object | None = None
     dashboard: Dashboard | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +116,9 @@ class RunningServer:
             return
         self.health.stop()
         self.draining.set()
+        if self.feed is not None:
+            # Watch streams never end by themselves: end them, with a reason.
+            self._on_loop(self.feed.close())
         if self.dashboard is not None:
             self._on_loop(self.dashboard.stop())
         self._on_loop(self.health_servicer.enter_graceful_shutdown())
@@ -192,22 +198,28 @@ def start_server(settings: Settings) -> RunningServer:
             _HealthPublisher(health_servicer, loop), SERVICE_NAMES, settings.health_check_seconds,
             settings.database_url,
         )
-        registry = PromptRegistry(
-            store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes
-        )
         analytics = Analytics(store)
+        registry = PromptRegistry(
+            store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes,
+            record_usage=analytics.record_usage,
+        )
         agent_registry = AgentRegistry(store, registry, analytics)
+        keys = KeyCache(settings.api_key_cache_size)
+        feed = ChangeFeed(loop, workers, registry, settings.database_url, on_keys_changed=keys.clear)
+        registry.on_change = feed.changed
         # Outermost first; each is one concern (see interceptors.py).
         interceptors = [
             Observe(),
             MapErrors(database_health, settings.max_message_bytes),
             HealthGate(database_health, draining),
             ConnectionScope(workers),
-            Authenticate(store, workers),
+            Authenticate(store, workers, keys),
         ]
         server, port = asyncio.run_coroutine_threadsafe(_serve(
             settings, credentials, interceptors, [
-                (prompts_pb2_grpc.add_PromptServiceServicer_to_server, PromptServicer(registry)),
+                (prompts_pb2_grpc.add_PromptServiceServicer_to_server, PromptServicer(
+                    registry, workers, feed, settings.watch_keepalive_seconds,
+                )),
                 (analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server, AnalyticsServicer(
                     analytics, workers, settings.max_records_per_message, settings.max_stream_errors,
                     settings.max_message_bytes,
@@ -217,6 +229,7 @@ def start_server(settings: Settings) -> RunningServer:
                 (health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
             ],
         ), loop).result()
+        asyncio.run_coroutine_threadsafe(feed.start(), loop).result()
         dashboard = None
         if settings.http_listen:
             pages = Pages(registry, analytics, store, agent_registry)
@@ -231,7 +244,7 @@ def start_server(settings: Settings) -> RunningServer:
         metrics_server = serve_metrics(settings.metrics_listen, lambda: database_health.schema_ready)
     running = RunningServer(
         server=server, loop=loop, port=port, health=database_health, health_servicer=health_servicer,
-        workers=workers, settings=settings, draining=draining, metrics_server=metrics_server,
+        workers=workers, settings=settings, draining=draining, feed=feed, metrics_server=metrics_server,
         dashboard=dashboard,
     )
     log.info(

@@ -35,6 +35,7 @@ from . import errors, storage
 from .accounts import Caller, authenticate
 from .backends.base import Store
 from .health import DatabaseHealth, describe
+from .keycache import KeyCache
 from .observability import observe_rpc
 from .workers import Workers
 
@@ -425,14 +426,15 @@ class Authenticate(_Interceptor):
     key on its own worker thread and connection; an async one in a unit of
     work of its own, before its first message."""
 
-    def __init__(self, store: Store, workers: Workers):
+    def __init__(self, store: Store, workers: Workers, keys: KeyCache | None = None):
         super().__init__()
         self.store = store
         self.workers = workers
+        self.keys = keys
 
     def wrap(self, handler, method):
         behavior = _behavior(handler)
-        store = self.store
+        store, keys = self.store, self.keys
 
         def identify(caller: Caller) -> None:
             call = _call.get(None)
@@ -443,12 +445,12 @@ class Authenticate(_Interceptor):
 
         if _is_sync(behavior):
             def checked(request, context):
-                identify(authenticate(store, _authorization(context)))
+                identify(authenticate(store, _authorization(context), keys))
                 return behavior(request, context)
             return _rebuilt(handler, checked)
 
         async def identified(request, context):
-            identify(await self.workers.run(authenticate, store, _authorization(context)))
+            identify(await self.workers.run(authenticate, store, _authorization(context), keys))
             return request
 
         return _admitting(handler, identified)

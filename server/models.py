@@ -205,6 +205,51 @@ class VersionCheckpoint(BaseModel):
     sketch = BlobField(null=True)
 
 
+class PromptLabel(BaseModel):
+    """A named pointer at a version of a prompt; moved by SetPromptLabel."""
+
+    id = AutoField()
+    prompt = ForeignKeyField(Prompt, backref="labels", on_delete="CASCADE")
+    label = CharField(max_length=63)
+    version = IntegerField()
+    update_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("prompt", "label"), True),)
+
+
+class TrafficSplit(BaseModel):
+    """A prompt's traffic split: `arms` is JSON, [[version, weight, [[start,
+    end], ...]], ...] in version order (releases.py). `split_id` salts the
+    subject hash; it stays while the weights change."""
+
+    prompt = ForeignKeyField(Prompt, primary_key=True, on_delete="CASCADE")
+    split_id = CharField(max_length=32)
+    arms = TextField()
+    update_time = DateTimeField(default=utcnow)
+
+
+class PromptEvent(BaseModel):
+    """Append-only audit history and change feed: one row per change, written
+    in the change's transaction. Within an account, ids grow in commit order
+    (Store.append_event), so `id` is the feed's sequence."""
+
+    id = BigAutoField()
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    prompt = ForeignKeyField(Prompt, on_delete="CASCADE")
+    kind = SmallIntegerField()  # releases.EventKind
+    version = IntegerField(null=True)
+    previous_version = IntegerField(null=True)
+    label = CharField(max_length=63, default="")
+    split = TextField(null=True)  # the split set: {"split_id", "arms" as TrafficSplit.arms}
+    created_by = CharField(max_length=64)
+    create_time = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "id"), False), (("prompt", "id"), False))
+
+
 MODELS = [Setting, Account, ApiKey, Prompt, PromptVersion]
 AGENT_MODELS = [Agent, AgentVersion]
 ANALYTICS_MODELS = [Trace, UsageLink, Observation, VersionCheckpoint]
+RELEASE_MODELS = [PromptLabel, TrafficSplit, PromptEvent]

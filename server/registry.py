@@ -8,18 +8,27 @@ name is active by construction.
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from peewee import IntegrityError, fn
 
-from . import page_tokens, schemas, templates
+from . import page_tokens, releases, schemas, templates
 from .accounts import Caller
 from .backends.base import Store
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from .models import Prompt, PromptVersion, VersionCheckpoint
+from .models import Prompt, PromptEvent, PromptLabel, PromptVersion, TrafficSplit, VersionCheckpoint, utcnow
+from .releases import EventKind, Split
 from .storage import setting
-from .validation import INT32_MAX, MAX_PAGE_SIZE, check_name, check_page_size, check_text, check_version
+from .validation import (
+    INT32_MAX,
+    MAX_PAGE_SIZE,
+    canonical_trace_id,
+    check_name,
+    check_page_size,
+    check_text,
+    check_version,
+)
 
 MAX_DESCRIPTION_CHARS = 4096
 # A rendered text must fit in a response message, beside a few bytes of
@@ -58,6 +67,7 @@ class VersionView:
     output_schema: dict | None = None
     change: int = 0
     source: str = ""
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,17 +101,64 @@ def _content(view: VersionView) -> dict:
             "input_schema": view.input_schema, "output_schema": view.output_schema, "source": view.source}
 
 
+@dataclass(frozen=True)
+class EventView:
+    sequence: int
+    kind: EventKind
+    name: str
+    version: int | None
+    previous_version: int | None
+    label: str
+    created_by: str
+    create_time: datetime
+    split: Split | None
+
+
+@dataclass(frozen=True)
+class PromptStateView:
+    """What a prompt resolves to now, as of feed `sequence`."""
+
+    name: str
+    active_version: int
+    latest_version: int
+    labels: dict[str, int]
+    split: Split | None
+    sequence: int
+
+
 def encoded_size(view: VersionView) -> int:
     """At least the bytes of `view` as a PromptVersion in a response message."""
     texts = (view.id, view.name, view.template_text, view.description, view.created_by, *view.variables,
-             view.source)
+             view.source, *view.labels)
     # The JSON texts bound what protobuf's Struct encoding takes, near enough.
     extra = sum(len(schemas.dumps(v).encode()) * 2 for v in (view.model_config, view.input_schema,
                                                           view.output_schema) if v)
-    return sum(len(t.encode()) for t in texts) + extra + _FIELD_BYTES * (17 + len(view.variables))
+    return sum(len(t.encode()) for t in texts) + extra + _FIELD_BYTES * (
+        17 + len(view.variables) + len(view.labels)
+    )
 
 
-def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionView:
+def _labels_of(prompt_ids: Sequence[int]) -> dict[tuple[int, int], list[str]]:
+    """(prompt id, version) -> the labels on it, in name order."""
+    out: dict[tuple[int, int], list[str]] = {}
+    if not prompt_ids:
+        return out
+    query = (PromptLabel.select(PromptLabel.prompt, PromptLabel.version, PromptLabel.label)
+             .where(PromptLabel.prompt.in_(sorted(set(prompt_ids)))).order_by(PromptLabel.label).tuples())
+    for prompt_id, version, label in query:
+        out.setdefault((prompt_id, version), []).append(label)
+    return out
+
+
+def _event_view(row: PromptEvent, name: str) -> EventView:
+    split = Split.from_event_json(row.split, row.create_time) if row.split else None
+    return EventView(row.id, EventKind(row.kind), name, row.version, row.previous_version, row.label,
+                     row.created_by, row.create_time, split)
+
+
+def _view(
+    row: PromptVersion, name: str, active_version: int | None, labels: Sequence[str] = ()
+) -> VersionView:
     return VersionView(
         id=str(row.id),
         name=name,
@@ -118,6 +175,7 @@ def _view(row: PromptVersion, name: str, active_version: int | None) -> VersionV
         output_schema=schemas.loads(row.output_schema),
         change=row.change,
         source=row.source,
+        labels=list(labels),
     )
 
 
@@ -135,8 +193,14 @@ class PromptRegistry:
         max_template_bytes: int,
         max_page_size: int = MAX_PAGE_SIZE,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        record_usage: Callable[[Caller, list[tuple]], list] | None = None,
+        on_change: Callable[[int], None] | None = None,
     ):
         self.store = store
+        # ResolvePrompt's usage link: Analytics.record_usage.
+        self.record_usage = record_usage
+        # Called with the account id after a change commits (the change feed).
+        self.on_change = on_change or (lambda account_id: None)
         self.max_template_bytes = max_template_bytes
         self.max_page_size = max_page_size
         self.max_rendered_bytes = max_message_bytes - _RESPONSE_FRAMING_BYTES
@@ -311,9 +375,11 @@ class PromptRegistry:
         for _ in range(_CREATE_ATTEMPTS):
             try:
                 with self.store.transaction():
-                    return self._create_locked(
+                    view = self._create_locked(
                         caller, name, build, description, version, activate, source, must_exist
                     )
+                self.on_change(caller.account_id)
+                return view
             except IntegrityError:
                 # Lost a race that the row lock could not prevent (two first
                 # versions of one name at once): the retry sees the winner.
@@ -371,17 +437,63 @@ class PromptRegistry:
         )
         # Ingestion locks a version's checkpoint, so it exists from birth.
         VersionCheckpoint.create(version=row.id)
+        self.store.append_event(caller.account_id, prompt.id, EventKind.VERSION_CREATED, caller.key_id,
+                                version=version)
         if activate is not False:
-            prompt.active_version = version
-            Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
+            self._set_active(caller, prompt, version)
         return _view(row, name, prompt.active_version)
 
-    def get_version(self, caller: Caller, name: str, version: int | None = None) -> VersionView:
+    def _set_active(self, caller: Caller, prompt: Prompt, version: int) -> None:
+        """In the caller's transaction, with the prompt locked: make `version`
+        the active one, with its event (none if it is active already)."""
+        if prompt.active_version == version:
+            return
+        previous, prompt.active_version = prompt.active_version, version
+        Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
+        self.store.append_event(caller.account_id, prompt.id, EventKind.VERSION_ACTIVATED, caller.key_id,
+                                version=version, previous_version=previous)
+
+    def _labelled(self, row: PromptVersion, name: str, active_version: int | None) -> VersionView:
+        labels = _labels_of([row.prompt_id]).get((row.prompt_id, row.version), ())
+        return _view(row, name, active_version, labels)
+
+    def _by_label(self, prompt: Prompt, label: str) -> int:
+        """The version a label points at (`latest` and `active` included)."""
+        releases.check_label(label, settable=False)
+        if label == "active":
+            return prompt.active_version
+        if label == "latest":
+            return (PromptVersion.select(PromptVersion.version).where(PromptVersion.prompt == prompt)
+                    .order_by(PromptVersion.version.desc()).scalar())
+        version = (PromptLabel.select(PromptLabel.version)
+                   .where((PromptLabel.prompt == prompt) & (PromptLabel.label == label)).scalar())
+        if version is None:
+            raise NotFound(f"prompt {prompt.name!r} has no label {label!r}", field="label",
+                           reason="LABEL_NOT_FOUND")
+        return version
+
+    def _chosen(
+        self, caller: Caller, name: str, version: int | None, label: str
+    ) -> tuple[Prompt, PromptVersion]:
+        """The prompt and the version asked for by number, label or neither (the active one)."""
         check_name(name)
         if version is not None:
             check_version(version)
+            if label:
+                raise InvalidArgument("give a version or a label, not both", field="label",
+                                      reason="VERSION_AND_LABEL")
+        elif label:
+            releases.check_label(label, settable=False)
         prompt = self._prompt(caller, name)
-        return _view(self._version(prompt, version), name, prompt.active_version)
+        if label:
+            return prompt, self._version(prompt, self._by_label(prompt, label), field="label")
+        return prompt, self._version(prompt, version)
+
+    def get_version(
+        self, caller: Caller, name: str, version: int | None = None, label: str = ""
+    ) -> VersionView:
+        prompt, row = self._chosen(caller, name, version, label)
+        return self._labelled(row, name, prompt.active_version)
 
     def activate(self, caller: Caller, name: str, version: int) -> VersionView:
         check_name(name)
@@ -389,17 +501,15 @@ class PromptRegistry:
         with self.store.transaction():
             prompt = self._prompt(caller, name, lock=True)
             row = self._version(prompt, version)
-            Prompt.update(active_version=version).where(Prompt.id == prompt.id).execute()
-        return _view(row, name, version)
+            self._set_active(caller, prompt, version)
+        self.on_change(caller.account_id)
+        return self._labelled(row, name, version)
 
     def render(
-        self, caller: Caller, name: str, variables: dict[str, str], version: int | None = None
+        self, caller: Caller, name: str, variables: dict[str, str], version: int | None = None,
+        label: str = "",
     ) -> tuple[str, int]:
-        check_name(name)
-        if version is not None:
-            check_version(version)
-        prompt = self._prompt(caller, name)
-        row = self._version(prompt, version)
+        _, row = self._chosen(caller, name, version, label)
         return self.render_row(row, variables), row.version
 
     def render_row(self, row: PromptVersion, variables: dict[str, str]) -> str:
@@ -435,6 +545,176 @@ class PromptRegistry:
         )
         return PromptView(name, prompt.active_version, latest, count, first, last)
 
+    # -- labels, splits, resolution ------------------------------------------
+
+    def set_label(self, caller: Caller, name: str, label: str, version: int) -> VersionView:
+        check_name(name)
+        releases.check_label(label)
+        check_version(version)
+        with self.store.transaction():
+            prompt = self._prompt(caller, name, lock=True)
+            row = self._version(prompt, version)
+            current = PromptLabel.get_or_none((PromptLabel.prompt == prompt) & (PromptLabel.label == label))
+            if current is None:
+                PromptLabel.create(prompt=prompt, label=label, version=version)
+            elif current.version != version:
+                PromptLabel.update(version=version, update_time=utcnow()).where(
+                    PromptLabel.id == current.id).execute()
+            if current is None or current.version != version:
+                self.store.append_event(caller.account_id, prompt.id, EventKind.LABEL_SET, caller.key_id,
+                                        version=version, label=label,
+                                        previous_version=current.version if current else None)
+        self.on_change(caller.account_id)
+        return self._labelled(row, name, prompt.active_version)
+
+    def delete_label(self, caller: Caller, name: str, label: str) -> None:
+        check_name(name)
+        releases.check_label(label)
+        with self.store.transaction():
+            prompt = self._prompt(caller, name, lock=True)
+            current = PromptLabel.get_or_none((PromptLabel.prompt == prompt) & (PromptLabel.label == label))
+            if current is None:
+                raise NotFound(f"prompt {name!r} has no label {label!r}", field="label",
+                               reason="LABEL_NOT_FOUND")
+            PromptLabel.delete().where(PromptLabel.id == current.id).execute()
+            self.store.append_event(caller.account_id, prompt.id, EventKind.LABEL_DELETED, caller.key_id,
+                                    label=label, previous_version=current.version)
+        self.on_change(caller.account_id)
+
+    def set_split(self, caller: Caller, name: str, arms: Sequence[tuple[int, int]]) -> Split:
+        check_name(name)
+        weights = releases.check_arms(arms)
+        with self.store.transaction():
+            prompt = self._prompt(caller, name, lock=True)
+            for n, version in enumerate(weights):
+                self._version(prompt, version, field=f"arms[{n}].version")
+            row = TrafficSplit.get_or_none(TrafficSplit.prompt == prompt)
+            old = Split.from_json(row.split_id, row.arms) if row else None
+            split_id = old.split_id if old else releases.new_split_id()
+            split = Split(split_id, releases.rebalance(old, weights), utcnow())
+            if row is None:
+                TrafficSplit.create(prompt=prompt, split_id=split.split_id, arms=split.to_json(),
+                                    update_time=split.update_time)
+            else:
+                TrafficSplit.update(arms=split.to_json(), update_time=split.update_time).where(
+                    TrafficSplit.prompt == prompt).execute()
+            self.store.append_event(caller.account_id, prompt.id, EventKind.SPLIT_SET, caller.key_id,
+                                    split=split.event_json())
+        self.on_change(caller.account_id)
+        return split
+
+    def clear_split(self, caller: Caller, name: str) -> None:
+        check_name(name)
+        with self.store.transaction():
+            prompt = self._prompt(caller, name, lock=True)
+            if not TrafficSplit.delete().where(TrafficSplit.prompt == prompt).execute():
+                raise NotFound(f"prompt {name!r} has no traffic split", field="name",
+                               reason="SPLIT_NOT_FOUND")
+            self.store.append_event(caller.account_id, prompt.id, EventKind.SPLIT_CLEARED, caller.key_id)
+        self.on_change(caller.account_id)
+
+    def resolve(
+        self, caller: Caller, name: str, subject: str = "", label: str = "", trace_id: str = "",
+        variables: dict[str, str] | None = None,
+    ) -> tuple[VersionView, str]:
+        """The version to use now (a label's, else the split's for the
+        subject, else the active one), rendered with `variables` if any, and
+        linked to `trace_id` if given."""
+        check_name(name)
+        releases.check_subject(subject)
+        if label:
+            releases.check_label(label, settable=False)
+        if trace_id:
+            canonical_trace_id(trace_id)
+        prompt = self._prompt(caller, name)
+        if label:
+            number, field_name = self._by_label(prompt, label), "label"
+        else:
+            split = TrafficSplit.get_or_none(TrafficSplit.prompt == prompt)
+            number = Split.from_json(split.split_id, split.arms).choose(subject) if split else None
+            field_name = "name"
+        row = self._version(prompt, number, field=field_name)
+        rendered = ""
+        if variables:
+            rendered = self.render_row(row, variables)
+        if trace_id and self.record_usage is not None:
+            (result,) = self.record_usage(caller, [(name, row.version, trace_id, None)])
+            if isinstance(result, Exception):
+                raise result
+        return self._labelled(row, name, prompt.active_version), rendered
+
+    # -- history and the change feed -------------------------------------------
+
+    def list_history(
+        self, caller: Caller, name: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[EventView], str]:
+        """A prompt's events, newest first."""
+        check_name(name)
+        size = check_page_size(page_size, self.max_page_size)
+        prompt = self._prompt(caller, name)
+        scope = {"op": "ListPromptHistory", "account": caller.account_id, "name": name}
+        query = PromptEvent.select().where(PromptEvent.prompt == prompt)
+        if page_token:
+            (after,) = page_tokens.decode(self.page_token_key, page_token, scope)
+            query = query.where(PromptEvent.id < after)
+        rows = list(query.order_by(PromptEvent.id.desc()).limit(size + 1))
+        views = [_event_view(r, name) for r in rows[:size]]
+        more = len(rows) > size
+        token = page_tokens.encode(self.page_token_key, scope, [views[-1].sequence]) if more else ""
+        return views, token
+
+    def check_watch(self, caller: Caller, names: Sequence[str]) -> None:
+        """Every named prompt exists (a watch of a missing name is NOT_FOUND)."""
+        for n, name in enumerate(names):
+            check_name(name, f"names[{n}]")
+        query = Prompt.select(Prompt.name).where(
+            (Prompt.account == caller.account_id) & Prompt.name.in_(list(names)))
+        found = {p for (p,) in query.tuples()} if names else set()
+        for n, name in enumerate(names):
+            if name not in found:
+                raise NotFound(f"prompt {name!r} not found", field=f"names[{n}]", reason="PROMPT_NOT_FOUND")
+
+    def last_sequence(self, account_id: int) -> int:
+        return (PromptEvent.select(PromptEvent.id).where(PromptEvent.account == account_id)
+                .order_by(PromptEvent.id.desc()).scalar()) or 0
+
+    def states(
+        self, account_id: int, names: Sequence[str] | None = None
+    ) -> tuple[list[PromptStateView], int]:
+        """The current state of the account's prompts (or those named), and
+        the feed sequence they are current as of; read in one transaction."""
+        # The sequence first: the states read after it are at least as new,
+        # and an event after it is sent again with the state it made.
+        sequence = self.last_sequence(account_id)
+        query = Prompt.select().where(Prompt.account == account_id)
+        if names:
+            query = query.where(Prompt.name.in_(list(names)))
+        prompts = {p.id: p for p in query}
+        if not prompts:
+            return [], sequence
+        ids = list(prompts)
+        latest = dict(PromptVersion.select(PromptVersion.prompt, fn.MAX(PromptVersion.version))
+                      .where(PromptVersion.prompt.in_(ids)).group_by(PromptVersion.prompt).tuples())
+        labels: dict[int, dict[str, int]] = {}
+        query = PromptLabel.select(PromptLabel.prompt, PromptLabel.label, PromptLabel.version)
+        for prompt_id, label, version in query.where(PromptLabel.prompt.in_(ids)).tuples():
+            labels.setdefault(prompt_id, {})[label] = version
+        splits = {row.prompt_id: Split.from_json(row.split_id, row.arms, row.update_time)
+                  for row in TrafficSplit.select().where(TrafficSplit.prompt.in_(ids))}
+        states = [
+            PromptStateView(p.name, p.active_version, latest.get(pid, 0), labels.get(pid, {}),
+                            splits.get(pid), sequence)
+            for pid, p in sorted(prompts.items(), key=lambda item: item[1].name)
+        ]
+        return states, sequence
+
+    def events_after(self, account_id: int, after: int, limit: int = 1000) -> list[EventView]:
+        """The account's events after sequence `after`, oldest first, at most `limit`."""
+        rows = (PromptEvent.select(PromptEvent, Prompt.name).join(Prompt)
+                .where((PromptEvent.account == account_id) & (PromptEvent.id > after))
+                .order_by(PromptEvent.id).limit(limit).objects())
+        return [_event_view(r, r.name) for r in rows]
+
     def list_all(
         self, caller: Caller, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[VersionView], str]:
@@ -457,7 +737,10 @@ class PromptRegistry:
         rows = list(
             query.order_by(name_key, PromptVersion.version.desc()).limit(size + 1).objects()
         )
-        views, more = self._page([_view(r, r.name, r.active_version) for r in rows], size)
+        labels = _labels_of([r.prompt_id for r in rows])
+        views, more = self._page(
+            [_view(r, r.name, r.active_version, labels.get((r.prompt_id, r.version), ())) for r in rows], size
+        )
         last = [views[-1].name, views[-1].version] if more else None
         token = page_tokens.encode(self.page_token_key, scope, last) if more else ""
         return views, token
@@ -475,7 +758,11 @@ class PromptRegistry:
             (after_version,) = page_tokens.decode(self.page_token_key, page_token, scope)
             query = query.where(PromptVersion.version < after_version)
         rows = list(query.order_by(PromptVersion.version.desc()).limit(size + 1))
-        views, more = self._page([_view(r, name, prompt.active_version) for r in rows], size)
+        labels = _labels_of([prompt.id])
+        views, more = self._page(
+            [_view(r, name, prompt.active_version, labels.get((prompt.id, r.version), ())) for r in rows],
+            size,
+        )
         token = page_tokens.encode(self.page_token_key, scope, [views[-1].version]) if more else ""
         return views, token
 

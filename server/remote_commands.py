@@ -292,6 +292,8 @@ def _describe(v: prompts_pb2.PromptVersion) -> str:
         facts.append(("input", _compact(v.input_schema)))
     if v.HasField("output_schema"):
         facts.append(("output", _compact(v.output_schema)))
+    if v.labels:
+        facts.append(("labels", ", ".join(v.labels)))
     if v.description:
         facts.append(("description", v.description))
     lines = [f"{v.name} v{v.version}" + (" (active)" if v.is_active else "")]
@@ -556,6 +558,64 @@ def cmd_agents_resolve(args) -> int:
     return 0
 
 
+def cmd_prompts_label(args) -> int:
+    with connect(args) as pg:
+        labelled = pg.set_prompt_label(args.name, args.label, args.version)
+    if args.json:
+        print_json(prompts_pb2.SetPromptLabelResponse(prompt_version=labelled))
+    else:
+        print(f"{labelled.name} {args.label} -> v{labelled.version}")
+    return 0
+
+
+def cmd_prompts_unlabel(args) -> int:
+    with connect(args) as pg:
+        pg.delete_prompt_label(args.name, args.label)
+    if args.json:
+        print_json(prompts_pb2.DeletePromptLabelResponse())
+    else:
+        print(f"{args.name} label {args.label} deleted")
+    return 0
+
+
+_EVENT_WORDS = {
+    prompts_pb2.EVENT_KIND_VERSION_CREATED: "created",
+    prompts_pb2.EVENT_KIND_VERSION_ACTIVATED: "activated",
+    prompts_pb2.EVENT_KIND_LABEL_SET: "label set",
+    prompts_pb2.EVENT_KIND_LABEL_DELETED: "label deleted",
+    prompts_pb2.EVENT_KIND_SPLIT_SET: "split set",
+    prompts_pb2.EVENT_KIND_SPLIT_CLEARED: "split cleared",
+}
+
+
+def _change(event: prompts_pb2.PromptEvent) -> str:
+    """What an event changed, as "v1 -> v2", "production: v2 -> v3", "v1 50, v2 50"."""
+    was = f"v{event.previous_version}" if event.HasField("previous_version") else "-"
+    if event.kind == prompts_pb2.EVENT_KIND_VERSION_CREATED:
+        return f"v{event.version}"
+    if event.kind == prompts_pb2.EVENT_KIND_VERSION_ACTIVATED:
+        return f"{was} -> v{event.version}"
+    if event.kind == prompts_pb2.EVENT_KIND_LABEL_SET:
+        return f"{event.label}: {was} -> v{event.version}"
+    if event.kind == prompts_pb2.EVENT_KIND_LABEL_DELETED:
+        return f"{event.label}: {was} -> -"
+    if event.kind == prompts_pb2.EVENT_KIND_SPLIT_SET:
+        return ", ".join(f"v{a.version} {a.weight}" for a in event.split.arms)
+    return "-"
+
+
+def cmd_prompts_history(args) -> int:
+    with connect(args) as pg:
+        events = list(itertools.islice(pg.iter_prompt_history(args.name), args.limit))
+    if args.json:
+        print_json(prompts_pb2.ListPromptHistoryResponse(events=events))
+        return 0
+    rows = [(f"{e.sequence}", _utc(e), _EVENT_WORDS.get(e.kind, "?"), _change(e), e.created_by)
+            for e in events]
+    print(table(("SEQUENCE", "WHEN (UTC)", "CHANGE", "WHAT", "BY KEY"), rows, numeric={0}))
+    return 0
+
+
 def add_command(group: argparse._SubParsersAction, name: str, run, help: str) -> argparse.ArgumentParser:
     """An ACTION of a command group that talks to a server: the connection
     flags and --json come with it; `run(args)` returns the exit code."""
@@ -635,6 +695,22 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     diff.add_argument("name", type=prompt_name)
     diff.add_argument("from_version", type=version_number, metavar="FROM")
     diff.add_argument("to_version", type=version_number, metavar="TO")
+
+    label = command("label", cmd_prompts_label, "point a label (production, staging...) at a version")
+    label.add_argument("name", type=prompt_name)
+    label.add_argument("label")
+    label.add_argument("version", type=version_number)
+
+    unlabel = command("unlabel", cmd_prompts_unlabel, "delete a label of a prompt")
+    unlabel.add_argument("name", type=prompt_name)
+    unlabel.add_argument("label")
+
+    history = command(
+        "history", cmd_prompts_history, "who changed a prompt, when, and how: newest first"
+    )
+    history.add_argument("name", type=prompt_name)
+    history.add_argument("--limit", type=version_number, default=50, metavar="N",
+                         help="the newest N events (default 50)")
 
     agents = commands.add_parser(
         "agents", help="create, list, show, promote and resolve agent versions (through a server)"

@@ -23,10 +23,12 @@ from promptgauge.v1 import (
 
 from . import agents, otlp
 from .analytics import DUPLICATE, RECORDED, Analytics
-from .errors import DomainError, InvalidArgument
+from .errors import DomainError, InvalidArgument, Unavailable
+from .feed import CLOSED, MAX_EVENTS, ChangeFeed, read_changes
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
-from .registry import PromptRegistry, PromptView, VersionView
+from .registry import EventView, PromptRegistry, PromptStateView, PromptView, VersionView
+from .releases import Split
 from .workers import Workers
 
 
@@ -83,6 +85,7 @@ def version_message(view: VersionView) -> prompts_pb2.PromptVersion:
         output_schema=struct_of(view.output_schema),
         change=view.change,
         source=view.source,
+        labels=view.labels,
     )
 
 
@@ -94,9 +97,60 @@ def prompt_message(view: PromptView) -> prompts_pb2.Prompt:
     )
 
 
+def _timestamp(when) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    if when is not None:
+        stamp.FromDatetime(when)
+    return stamp
+
+
+def split_arms(split: Split) -> list[prompts_pb2.SplitArm]:
+    return [
+        prompts_pb2.SplitArm(
+            version=arm.version, weight=arm.weight,
+            buckets=[prompts_pb2.BucketRange(start=s, end=e) for s, e in arm.buckets],
+        )
+        for arm in split.arms
+    ]
+
+
+def split_message(name: str, split: Split) -> prompts_pb2.TrafficSplit:
+    return prompts_pb2.TrafficSplit(
+        name=name, arms=split_arms(split), split_id=split.split_id, update_time=_timestamp(split.update_time)
+    )
+
+
+def event_message(event: EventView) -> prompts_pb2.PromptEvent:
+    message = prompts_pb2.PromptEvent(
+        sequence=event.sequence, kind=int(event.kind), version=event.version or 0,
+        previous_version=event.previous_version, label=event.label, created_by=event.created_by,
+        create_time=_timestamp(event.create_time), name=event.name,
+    )
+    if event.split is not None:
+        message.split.CopyFrom(split_message(event.name, event.split))
+    return message
+
+
+def state_message(state: PromptStateView) -> prompts_pb2.PromptState:
+    return prompts_pb2.PromptState(
+        name=state.name, active_version=state.active_version or 0, labels=state.labels,
+        split=split_arms(state.split) if state.split else [], sequence=state.sequence,
+        latest_version=state.latest_version, split_id=state.split.split_id if state.split else "",
+    )
+
+
+MAX_WATCHED_NAMES = 100
+
+
 class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
-    def __init__(self, registry: PromptRegistry):
+    def __init__(
+        self, registry: PromptRegistry, workers: Workers | None = None, feed: ChangeFeed | None = None,
+        keepalive_seconds: float = 20.0,
+    ):
         self.registry = registry
+        self.workers = workers
+        self.feed = feed
+        self.keepalive_seconds = keepalive_seconds
 
     def CreatePromptVersion(self, request, context):
         view = self.registry.create_version(
@@ -129,7 +183,9 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
         )
 
     def GetPromptVersion(self, request, context):
-        view = self.registry.get_version(current_caller(), request.name, _opt(request, "version"))
+        view = self.registry.get_version(
+            current_caller(), request.name, _opt(request, "version"), request.label
+        )
         return prompts_pb2.GetPromptVersionResponse(prompt_version=version_message(view))
 
     def ActivatePromptVersion(self, request, context):
@@ -138,7 +194,7 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
 
     def RenderPrompt(self, request, context):
         text, version = self.registry.render(
-            current_caller(), request.name, dict(request.variables), _opt(request, "version")
+            current_caller(), request.name, dict(request.variables), _opt(request, "version"), request.label
         )
         return prompts_pb2.RenderPromptResponse(text=text, version=version)
 
@@ -163,6 +219,104 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
     def GetPrompt(self, request, context):
         view = self.registry.get_prompt(current_caller(), request.name)
         return prompts_pb2.GetPromptResponse(prompt=prompt_message(view))
+
+    def SetPromptLabel(self, request, context):
+        view = self.registry.set_label(current_caller(), request.name, request.label, request.version)
+        return prompts_pb2.SetPromptLabelResponse(prompt_version=version_message(view))
+
+    def DeletePromptLabel(self, request, context):
+        self.registry.delete_label(current_caller(), request.name, request.label)
+        return prompts_pb2.DeletePromptLabelResponse()
+
+    def SetTrafficSplit(self, request, context):
+        split = self.registry.set_split(
+            current_caller(), request.name, [(arm.version, arm.weight) for arm in request.arms]
+        )
+        return prompts_pb2.SetTrafficSplitResponse(split=split_message(request.name, split))
+
+    def ClearTrafficSplit(self, request, context):
+        self.registry.clear_split(current_caller(), request.name)
+        return prompts_pb2.ClearTrafficSplitResponse()
+
+    def ResolvePrompt(self, request, context):
+        view, rendered = self.registry.resolve(
+            current_caller(), request.name, request.subject, request.label, request.trace_id,
+            dict(request.variables),
+        )
+        return prompts_pb2.ResolvePromptResponse(prompt_version=version_message(view), rendered_text=rendered)
+
+    def _catch_up(self, caller, names: list[str], after: int) -> tuple[prompts_pb2.WatchPromptsResponse, int]:
+        """On a worker: a new watch stream's first message and the sequence
+        it is current as of (events after `after`, or the current states)."""
+        registry = self.registry
+        registry.check_watch(caller, names)
+        wanted = set(names)
+
+        def watched(name: str) -> bool:
+            return not wanted or name in wanted
+
+        if after:
+            last = registry.last_sequence(caller.account_id)
+            changes = read_changes(registry, caller.account_id, after, MAX_EVENTS)
+            if len(changes.events) < MAX_EVENTS:
+                sequence = max([last, *(e.sequence for e in changes.events)])
+                return prompts_pb2.WatchPromptsResponse(
+                    events=[event_message(e) for e in changes.events if watched(e.name)],
+                    states=[state_message(s) for s in changes.states if watched(s.name)],
+                ), sequence
+        states, sequence = registry.states(caller.account_id, names)
+        return prompts_pb2.WatchPromptsResponse(states=[state_message(s) for s in states]), sequence
+
+    async def WatchPrompts(self, request, context):
+        caller = current_caller()
+        names = list(request.names)
+        if len(names) > MAX_WATCHED_NAMES:
+            raise InvalidArgument(f"names lists {len(names)} prompts; the limit is {MAX_WATCHED_NAMES}",
+                                  field="names", reason="TOO_MANY_NAMES")
+        if request.after_sequence < 0:
+            raise InvalidArgument(f"after_sequence must not be negative, got {request.after_sequence}",
+                                  field="after_sequence", reason="INVALID_SEQUENCE")
+        # Subscribed before the first read, so that nothing committed after
+        # that read can pass unseen; what the read saw already is dropped.
+        watcher = self.feed.subscribe(caller.account_id, names)
+        getter = None
+        try:
+            first, sequence = await self.workers.run(self._catch_up, caller, names, request.after_sequence)
+            self.feed.caught_up(watcher, sequence)
+            yield first
+            while True:
+                # One get kept across keepalives: a get cancelled by a
+                # timeout could drop the item it was handed.
+                getter = asyncio.ensure_future(watcher.queue.get())
+                while not (await asyncio.wait({getter}, timeout=self.keepalive_seconds))[0]:
+                    yield prompts_pb2.WatchPromptsResponse()  # a keepalive
+                changes = getter.result()
+                if changes is CLOSED:
+                    raise Unavailable(
+                        "the server is shutting down: watch again (on another replica, or after the "
+                        "restart) from the last sequence seen",
+                        reason="SHUTTING_DOWN",
+                    )
+                events = [e for e in changes.events if e.sequence > sequence and watcher.wants(e.name)]
+                sequence = max(sequence, changes.events[-1].sequence)
+                if events:
+                    changed = {e.name for e in events}
+                    yield prompts_pb2.WatchPromptsResponse(
+                        events=[event_message(e) for e in events],
+                        states=[state_message(s) for s in changes.states if s.name in changed],
+                    )
+        finally:
+            if getter is not None:
+                getter.cancel()
+            self.feed.unsubscribe(watcher)
+
+    def ListPromptHistory(self, request, context):
+        events, token = self.registry.list_history(
+            current_caller(), request.name, request.page_size, request.page_token
+        )
+        return prompts_pb2.ListPromptHistoryResponse(
+            events=[event_message(e) for e in events], next_page_token=token
+        )
 
 
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:

@@ -168,6 +168,14 @@ class Settings:
         "how often the database is probed for the health service while it answers",
         _seconds(zero_ok=False),
     )
+    watch_keepalive_seconds: float = _setting(
+        20.0, "how long a WatchPrompts stream may stay quiet before an empty keepalive message",
+        _seconds(zero_ok=False),
+    )
+    api_key_cache_size: int = _setting(
+        10_000, "API keys each replica keeps in memory (a revocation clears them everywhere); 0: none",
+        _at_least(0),
+    )
     tls_cert_file: str = _setting("", "PEM certificate chain of the server; with --tls-key-file, serve TLS")
     tls_key_file: str = _setting("", "PEM private key of the server certificate")
     tls_client_ca_file: str = _setting(

@@ -21,6 +21,7 @@ from .models import (
     AGENT_MODELS,
     ANALYTICS_MODELS,
     MODELS,
+    RELEASE_MODELS,
     Observation,
     PromptVersion,
     Setting,
@@ -76,9 +77,17 @@ def _add_versions_that_reproduce_and_agents() -> None:
     db.create_tables(AGENT_MODELS)
 
 
+def _add_releases() -> None:
+    db.create_tables(RELEASE_MODELS)
+
+
 # Migrations from version N-1 to N, run in order inside the start-up
 # transaction. An existing database at an older version is brought forward.
-MIGRATIONS: dict[int, Callable[[], None]] = {2: _add_analytics, 3: _add_versions_that_reproduce_and_agents}
+MIGRATIONS: dict[int, Callable[[], None]] = {
+    2: _add_analytics,
+    3: _add_versions_that_reproduce_and_agents,
+    4: _add_releases,
+}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
 
@@ -115,7 +124,7 @@ def init_schema() -> int:
         if db.table_exists(Setting._meta.table_name):
             row = Setting.get_or_none(Setting.key == "schema_version")
         if row is None:
-            db.create_tables(MODELS + ANALYTICS_MODELS + AGENT_MODELS)
+            db.create_tables(MODELS + ANALYTICS_MODELS + AGENT_MODELS + RELEASE_MODELS)
             Setting.insert_many(
                 [
                     {"key": "schema_version", "value": str(SCHEMA_VERSION)},
@@ -131,7 +140,7 @@ def init_schema() -> int:
                 f"database schema version {current} is newer than this server's "
                 f"{SCHEMA_VERSION}: upgrade promptgauge"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        for version in sorted(v for v in MIGRATIONS if v > current):
             MIGRATIONS[version]()
             Setting.update(value=str(version)).where(Setting.key == "schema_version").execute()
         return SCHEMA_VERSION

@@ -56,3 +56,20 @@ def test_the_smoke_benchmark_produces_every_figure(tmp_path):
         assert accuracy["values"] > 0 and accuracy["centroids"] > 0
         assert 0 <= accuracy["p95_rel_error"] < 0.05
         assert 0 <= accuracy["p99_rel_error"] < 0.05
+
+
+def test_the_releases_benchmark_produces_its_figures(tmp_path):
+    out = tmp_path / "releases.json"
+    backend = "postgres" if PG_URL else "sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.releases", "--backend", backend, "--postgres-url",
+         PG_URL or "postgresql://unused", "--activations", "5", "--calls", "50", "--rounds", "1",
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    assert results["feed_delay"]["activations"] == 5
+    assert all(math.isfinite(results["feed_delay"][k]) for k in ("p50_ms", "p99_ms"))
+    for mode in ("off", "on"):
+        assert _positive(results["unary_usage"][mode]["rps"])

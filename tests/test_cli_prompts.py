@@ -183,6 +183,7 @@ def test_json_is_the_rpc_response_in_protobufs_json_mapping(run, client, templat
         "variables",
         "change",
         "source",
+        "labels",
     }
     assert document["promptVersion"]["isActive"] is False
     diff = json.loads(run("prompts", "diff", "js", "1", "2", "--json")[1])
@@ -350,3 +351,28 @@ def test_lists_follow_every_page(run, client):
     assert [line.split()[0] for line in out.splitlines()[1:]] == [f"v{n}" for n in range(55, 0, -1)]
     assert run("prompts", "list")[1].splitlines()[1].split()[:4] == ["long", "v55", "v55", "55"]
     assert len(json.loads(run("prompts", "list", "--json")[1])["promptVersions"]) == 56
+
+
+def test_label_unlabel_and_history_answer_who_moved_production(run, client):
+    client.create_prompt_version("rel", "one")
+    client.create_prompt_version("rel", "two", activate=False)
+    code, out, _ = run("prompts", "label", "rel", "production", "1")
+    assert (code, out) == (0, "rel production -> v1\n")
+    assert run("prompts", "label", "rel", "production", "2")[0] == 0
+    assert client.get_prompt_version("rel", label="production").version == 2
+    assert "labels:      production" in run("prompts", "show", "rel@2")[1].splitlines()
+    code, out, _ = run("prompts", "history", "rel")
+    assert code == 0
+    lines = out.splitlines()
+    key_id = client.get_prompt_version("rel", 1).created_by
+    assert lines[0].split() == ["SEQUENCE", "WHEN", "(UTC)", "CHANGE", "WHAT", "BY", "KEY"]
+    assert "label set" in lines[1] and "production: v1 -> v2" in lines[1] and key_id in lines[1]
+    assert "production: - -> v1" in lines[2]
+    assert len(lines) == 1 + 5  # created v1, activated v1, created v2, and the two label moves
+    code, out, _ = run("prompts", "history", "rel", "--json")
+    events = json_format.Parse(out, prompts_pb2.ListPromptHistoryResponse()).events
+    assert list(events) == list(client.iter_prompt_history("rel"))
+    assert run("prompts", "unlabel", "rel", "production")[0] == 0
+    _failed(run("prompts", "unlabel", "rel", "production"), 1, "NOT_FOUND", "production")
+    _failed(run("prompts", "label", "rel", "latest", "1"), 2, "reserved")
+    _failed(run("prompts", "history", "no-such-prompt"), 1, "NOT_FOUND")

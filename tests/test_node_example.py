@@ -12,6 +12,7 @@ import pytest
 from conftest import make_account
 
 from promptgauge.client import PromptGaugeClient
+from promptgauge.v1 import prompts_pb2
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
 NODE = shutil.which("node")
@@ -99,3 +100,32 @@ def test_node_agent_exits_non_zero_with_the_grpc_status(server):
     assert result.returncode == 1
     assert "CreatePromptVersion failed: UNAUTHENTICATED (16)" in result.stderr
     assert "comparison " not in result.stdout
+
+
+def test_node_watcher_prints_a_promotion_as_it_happens(server):
+    key = make_account("node")
+    with PromptGaugeClient(server.target, key) as pg:
+        pg.create_prompt_version("watched", "one")
+        pg.create_prompt_version("watched", "two", activate=False)
+        watcher = subprocess.Popen(
+            [NODE, "watch.js", "--count", "1", "watched"], cwd=EXAMPLE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "PROMPTGAUGE_TARGET": server.target, "PROMPTGAUGE_API_KEY": key},
+        )
+        try:
+            assert watcher.stdout.readline().strip() == "watching watched v1"
+            pg.activate_prompt_version("watched", 2)
+            line = watcher.stdout.readline().strip()
+            assert watcher.wait(timeout=30) == 0, watcher.stderr.read()
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+                watcher.wait()
+    activation = _history(server.target, key, "watched")[0]  # newest first
+    assert activation.kind == prompts_pb2.EVENT_KIND_VERSION_ACTIVATED
+    assert line == f"promoted watched v2 (was v1) by {activation.created_by}, sequence {activation.sequence}"
+
+
+def _history(target: str, key: str, name: str):
+    with PromptGaugeClient(target, key) as pg:
+        return list(pg.iter_prompt_history(name))

@@ -32,9 +32,12 @@ from promptgauge.server.models import (
     ApiKey,
     Observation,
     Prompt,
+    PromptEvent,
+    PromptLabel,
     PromptVersion,
     Setting,
     Trace,
+    TrafficSplit,
     UsageLink,
     VersionCheckpoint,
 )
@@ -85,7 +88,16 @@ ALLOWED = {
     "RecordUsage": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "StreamUsage": {C.INVALID_ARGUMENT},
     "ComparePromptVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "SetPromptLabel": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "DeletePromptLabel": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "SetTrafficSplit": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "ClearTrafficSplit": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "ResolvePrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "ListPromptHistory": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "WatchPrompts": {C.INVALID_ARGUMENT, C.NOT_FOUND},
 }
+# Those that render: a rendered text over the message limit is RESOURCE_EXHAUSTED.
+RENDERING = {"RenderPrompt", "ResolvePrompt"}
 # The codes a rejected record may carry inside an IngestSummary.
 RECORD_CODES = {
     "StreamUsage": {C.INVALID_ARGUMENT.value[0], C.NOT_FOUND.value[0]},
@@ -131,6 +143,9 @@ def _owned_queries(account_id: int) -> list:
         ("observation", Observation.select().join(Trace).where(Trace.account == account_id)),
         ("agent", Agent.select().where(Agent.account == account_id)),
         ("agent_version", AgentVersion.select().join(Agent).where(Agent.account == account_id)),
+        ("prompt_label", PromptLabel.select().join(Prompt).where(mine)),
+        ("traffic_split", TrafficSplit.select().join(Prompt).where(mine)),
+        ("prompt_event", PromptEvent.select().where(PromptEvent.account == account_id)),
     ]
 
 
@@ -141,7 +156,7 @@ def _plain(value):
 
 def fingerprint(account_id: int) -> State:
     models = (Setting, Account, ApiKey, Prompt, PromptVersion, VersionCheckpoint, Trace, UsageLink,
-              Observation, Agent, AgentVersion)
+              Observation, Agent, AgentVersion, PromptLabel, TrafficSplit, PromptEvent)
     digest = hashlib.sha256()
     owned = []
     with storage.db.connection_context():
@@ -180,6 +195,8 @@ class Seeded:
             pg.create_prompt_version("alpha", "{{literal}} {name}", activate=False)
             pg.create_prompt_version("beta", "plain text")
             pg.create_prompt_version("amp", AMPLIFIER)
+            pg.set_prompt_label("alpha", "production", 2)
+            pg.set_traffic_split("beta", {1: 1})
             seeded.names = ["alpha", "beta", "amp"]
             seeded.traces = [str(uuid.uuid4()) for _ in range(4)]
             t = seeded.traces
@@ -206,6 +223,7 @@ class Seeded:
                 pg.list_prompt_versions("alpha", page_size=1).next_page_token,
                 pg.list_agents(page_size=1).next_page_token,
                 pg.list_agent_versions("bot", page_size=1).next_page_token,
+                pg.list_prompt_history("alpha", page_size=1).next_page_token,
             ]
         assert all(seeded.tokens)
         return seeded
@@ -278,6 +296,15 @@ class Fields:
             st.sampled_from(s.names), st.just("never-created"), st.from_regex(NAME_RE, fullmatch=True)
         )
 
+    def label(self) -> st.SearchStrategy:
+        return self.text(st.sampled_from(["production", "staging"]), st.sampled_from(["latest", "active"]),
+                         st.from_regex(r"[a-z][a-z0-9_-]{0,62}", fullmatch=True), st.just("Prod"))
+
+    def arms(self) -> st.SearchStrategy:
+        arm = st.builds(prompts_pb2.SplitArm, version=self.version(),
+                        weight=self.value(st.integers(0, 100), st.integers(0, 2**32 - 1)))
+        return st.lists(arm, min_size=0 if not self.valid_only else 1, max_size=3 if self.valid_only else 12)
+
     def version(self) -> st.SearchStrategy:
         return self.value(st.integers(1, 3), st.one_of(INT32, st.sampled_from([0, -1, 4, 2**31 - 1])))
 
@@ -313,7 +340,7 @@ class Fields:
             st.from_regex(NAME_RE, fullmatch=True),
         )
 
-    def label(self) -> st.SearchStrategy:
+    def agent_label(self) -> st.SearchStrategy:
         return self.text(st.sampled_from(["1.0.0", "v2", "v3"]),
                          st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True))
 
@@ -408,7 +435,8 @@ class Rpc:
     name: str
     service: str
     request_type: type
-    kind: str  # "read" changes nothing even when OK; "write"; "stream" (client-streaming)
+    kind: str  # "read" changes nothing even when OK; "write"; "stream" (client-streaming);
+    # "watch" (server-streaming: its first message is read, then it is cancelled; changes nothing)
     requests: Callable[[Seeded], st.SearchStrategy]
     check_ok: Callable | None = None  # (request, response, before, after) on OK
 
@@ -459,7 +487,29 @@ def _promoted(request, response, before: State, after: State) -> None:
 def _activated(request, response, before: State, after: State) -> None:
     v = response.prompt_version
     assert (v.name, v.version, v.is_active) == (request.name, request.version, True)
-    assert after.owned == before.owned  # only which version is active may change
+    # Only which version is active may change, and its history event with it.
+    events = after.owned_rows("prompt_event") - before.owned_rows("prompt_event")
+    assert events in (0, 1)
+    unchanged = [o for o in before.owned if o[0] != "prompt_event"]
+    assert [o for o in after.owned if o[0] != "prompt_event"] == unchanged
+
+
+def _one_event(request, response, before: State, after: State) -> None:
+    """A change to a label or split writes exactly one history event."""
+    assert after.owned_rows("prompt_event") == before.owned_rows("prompt_event") + 1
+
+
+def _labelled(request, response, before: State, after: State) -> None:
+    v = response.prompt_version
+    assert (v.name, v.version) == (request.name, request.version) and request.label in v.labels
+    assert after.owned_rows("prompt_event") - before.owned_rows("prompt_event") in (0, 1)
+
+
+def _resolved(request, response, before: State, after: State) -> None:
+    assert response.prompt_version.name == request.name
+    if not request.trace_id:
+        assert after == before
+    assert after.owned_rows("prompt_event") == before.owned_rows("prompt_event")
 
 
 def _usage_recorded(request, response, before: State, after: State) -> None:
@@ -564,7 +614,8 @@ RPCS = [
     Rpc("CreateAgentVersion", "AgentService", agents_pb2.CreateAgentVersionRequest, "write",
         _both(lambda s, f: st.builds(
             agents_pb2.CreateAgentVersionRequest,
-            agent=f.agent(), version=st.just("") | f.label(), config=f.unless_valid(f.agent_config(s), None),
+            agent=f.agent(), version=st.just("") | f.agent_label(),
+            config=f.unless_valid(f.agent_config(s), None),
             message=f.text(st.text(NO_NUL, max_size=20)), promote=st.none() | st.booleans(),
         )), _agent_created),
     Rpc("ListAgents", "AgentService", agents_pb2.ListAgentsRequest, "read",
@@ -578,16 +629,16 @@ RPCS = [
         ))),
     Rpc("GetAgentVersion", "AgentService", agents_pb2.GetAgentVersionRequest, "read",
         _both(lambda s, f: st.builds(
-            agents_pb2.GetAgentVersionRequest, agent=f.agent(), version=st.none() | f.label()
+            agents_pb2.GetAgentVersionRequest, agent=f.agent(), version=st.none() | f.agent_label()
         ))),
     Rpc("PromoteAgentVersion", "AgentService", agents_pb2.PromoteAgentVersionRequest, "write",
         _both(lambda s, f: st.builds(
-            agents_pb2.PromoteAgentVersionRequest, agent=f.agent(), version=f.label()
+            agents_pb2.PromoteAgentVersionRequest, agent=f.agent(), version=f.agent_label()
         )), _promoted),
     # A resolve with a trace id links it: a write, whose links are checked by tests/test_agents.py.
     Rpc("ResolveAgent", "AgentService", agents_pb2.ResolveAgentRequest, "write",
         _both(lambda s, f: st.builds(
-            agents_pb2.ResolveAgentRequest, agent=f.agent(), version=st.none() | f.label(),
+            agents_pb2.ResolveAgentRequest, agent=f.agent(), version=st.none() | f.agent_label(),
             trace_id=st.just("") | f.trace_id(s), variables=f.variables(),
         ))),
     Rpc("CompareAgentVersions", "AgentService", agents_pb2.CompareAgentVersionsRequest, "read",
@@ -608,6 +659,35 @@ RPCS = [
         _summary_adds_up("StreamUsage", "records", "usage_link")),
     Rpc("ComparePromptVersions", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "read",
         _both(lambda s, f: st.builds(analytics_pb2.ComparePromptVersionsRequest, name=f.name(s)))),
+    Rpc("SetPromptLabel", "PromptService", prompts_pb2.SetPromptLabelRequest, "write",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.SetPromptLabelRequest, name=f.name(s), label=f.label(), version=f.version()
+        )), _labelled),
+    Rpc("DeletePromptLabel", "PromptService", prompts_pb2.DeletePromptLabelRequest, "write",
+        _both(lambda s, f: st.builds(prompts_pb2.DeletePromptLabelRequest, name=f.name(s), label=f.label())),
+        _one_event),
+    Rpc("SetTrafficSplit", "PromptService", prompts_pb2.SetTrafficSplitRequest, "write",
+        _both(lambda s, f: st.builds(prompts_pb2.SetTrafficSplitRequest, name=f.name(s), arms=f.arms())),
+        _one_event),
+    Rpc("ClearTrafficSplit", "PromptService", prompts_pb2.ClearTrafficSplitRequest, "write",
+        _both(lambda s, f: st.builds(prompts_pb2.ClearTrafficSplitRequest, name=f.name(s))), _one_event),
+    Rpc("ResolvePrompt", "PromptService", prompts_pb2.ResolvePromptRequest, "write",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.ResolvePromptRequest, name=f.name(s),
+            subject=f.text(st.text(max_size=20), st.just("s" * 257)),
+            label=st.just("") | f.label(), trace_id=st.just("") | f.trace_id(s), variables=f.variables(),
+        )), _resolved),
+    Rpc("ListPromptHistory", "PromptService", prompts_pb2.ListPromptHistoryRequest, "read",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.ListPromptHistoryRequest,
+            name=f.name(s), page_size=f.page_size(), page_token=f.page_token(s),
+        ))),
+    Rpc("WatchPrompts", "PromptService", prompts_pb2.WatchPromptsRequest, "watch",
+        _both(lambda s, f: st.builds(
+            prompts_pb2.WatchPromptsRequest,
+            names=st.lists(f.name(s), max_size=3 if f.valid_only else 102),
+            after_sequence=f.value(st.integers(0, 50), st.integers(-(2**63), 2**63 - 1)),
+        ))),
 ]
 
 
@@ -634,9 +714,18 @@ def call(s: Seeded, rpc: Rpc, request, channel: grpc.Channel) -> Outcome:
     method = rpc.stub_method(channel)
     try:
         arg = iter(request) if rpc.kind == "stream" else request
-        return Outcome(C.OK, method(arg, timeout=TIMEOUT, metadata=s.metadata), None)
+        response = method(arg, timeout=TIMEOUT, metadata=s.metadata)
+        return Outcome(C.OK, _first(response) if rpc.kind == "watch" else response, None)
     except grpc.RpcError as error:
         return Outcome(error.code(), None, error)
+
+
+def _first(stream):
+    """A server stream's first message; the stream is then cancelled."""
+    try:
+        return next(stream)
+    finally:
+        stream.cancel()
 
 
 def _error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
@@ -659,7 +748,7 @@ def _check_status(rpc_name: str, outcome: Outcome, request_bytes: int) -> None:
     if outcome.code == C.RESOURCE_EXHAUSTED and request_bytes > MAX_MESSAGE_BYTES:
         return  # gRPC's own receive limit, before the server sees the call
     info = _error_info(outcome.error)
-    allowed = ALLOWED[rpc_name] | ({C.RESOURCE_EXHAUSTED} if rpc_name == "RenderPrompt" else set())
+    allowed = ALLOWED[rpc_name] | ({C.RESOURCE_EXHAUSTED} if rpc_name in RENDERING else set())
     assert outcome.code in allowed, (rpc_name, outcome.code, message[:300])
     assert info is not None and info.domain == ERROR_DOMAIN and info.reason, (
         rpc_name, outcome.code, message[:300]
@@ -702,7 +791,7 @@ def test_arbitrary_requests_get_ok_or_a_client_error_and_rejections_change_nothi
             after = s.state()
             if outcome.code != C.OK and _partly_stored(rpc, request):
                 return
-            if outcome.code != C.OK or rpc.kind == "read":
+            if outcome.code != C.OK or rpc.kind in ("read", "watch"):
                 assert after == before, (rpc.name, outcome.code)
             elif rpc.check_ok is not None:
                 rpc.check_ok(request, outcome.response, before, after)
@@ -715,12 +804,14 @@ def test_arbitrary_requests_get_ok_or_a_client_error_and_rejections_change_nothi
 
 
 def _raw_call(s: Seeded, rpc: Rpc, payload: bytes, channel: grpc.Channel) -> Outcome:
-    factory = channel.stream_unary if rpc.kind == "stream" else channel.unary_unary
+    factories = {"stream": channel.stream_unary, "watch": channel.unary_stream}
+    factory = factories.get(rpc.kind, channel.unary_unary)
     # No serializer: the bytes go on the wire as they are.
     method = factory(rpc.path, request_serializer=None, response_deserializer=None)
     try:
         arg = iter([payload]) if rpc.kind == "stream" else payload
-        return Outcome(C.OK, method(arg, timeout=TIMEOUT, metadata=s.metadata), None)
+        response = method(arg, timeout=TIMEOUT, metadata=s.metadata)
+        return Outcome(C.OK, _first(response) if rpc.kind == "watch" else response, None)
     except grpc.RpcError as error:
         return Outcome(error.code(), None, error)
 

@@ -29,6 +29,7 @@ from promptgauge.server.models import (
     AGENT_MODELS,
     ANALYTICS_MODELS,
     MODELS,
+    RELEASE_MODELS,
     Account,
     Prompt,
     PromptVersion,
@@ -66,7 +67,8 @@ def url(backend, tmp_path):
 
 def test_new_database_gets_every_table_and_the_current_version(url):
     _accounts_list(url)
-    assert {m._meta.table_name for m in MODELS + ANALYTICS_MODELS + AGENT_MODELS} <= _tables(url)
+    every = MODELS + ANALYTICS_MODELS + AGENT_MODELS + RELEASE_MODELS
+    assert {m._meta.table_name for m in every} <= _tables(url)
     assert _schema_version(url) == storage.SCHEMA_VERSION
 
 
@@ -105,7 +107,7 @@ def test_schema_version_1_database_is_migrated_keeping_its_data(url):
     _first_release(url)
     assert "version_checkpoint" not in _tables(url)
     _accounts_list(url)
-    assert _schema_version(url) == storage.SCHEMA_VERSION == 3
+    assert _schema_version(url) == storage.SCHEMA_VERSION
     assert read_sql(url, "SELECT template_text FROM prompt_version") == [("t",)]
     # The first version of a prompt was its creation; nothing else is known.
     assert read_sql(url, "SELECT change, source, model_config, input_schema FROM prompt_version") == [
@@ -222,3 +224,17 @@ def test_database_from_a_newer_server_is_refused(url):
     done = _accounts_list(url)
     assert done.returncode != 0
     assert "newer than this server" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_schema_version_2_database_gets_the_release_tables_keeping_its_data(url):
+    """Migration 5: labels, splits and the history arrive empty beside the old data."""
+    _first_release(url)
+    _accounts_list(url)
+    write_sql(url, "UPDATE setting SET value = '2' WHERE key = 'schema_version'")
+    for model in reversed(RELEASE_MODELS):
+        write_sql(url, f"DROP TABLE {model._meta.table_name}")
+    _accounts_list(url)
+    assert _schema_version(url) == storage.SCHEMA_VERSION == 5
+    assert {m._meta.table_name for m in RELEASE_MODELS} <= _tables(url)
+    assert read_sql(url, "SELECT COUNT(*) FROM prompt_event")[0][0] == 0
+    assert read_sql(url, "SELECT template_text FROM prompt_version") == [("t",)]

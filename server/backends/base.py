@@ -94,7 +94,22 @@ class Store(ABC):
     def api_key(self, key_hash: str) -> ApiKeyRow | None:
         """The API key with this SHA-256 hash, revoked or not."""
 
+    def keys_changed(self) -> None:
+        """In the caller's transaction: tell every replica, once it commits,
+        that a key was revoked (their key caches drop what they hold). SQLite
+        has no push between processes: replicas poll instead (feed.py)."""
+        return None
+
     # -- prompts ----------------------------------------------------------------
+
+    @abstractmethod
+    def append_event(self, account_id: int, prompt_id: int, kind: int, created_by: str, *,
+                     version: int | None = None, previous_version: int | None = None, label: str = "",
+                     split: str | None = None) -> int:
+        """In the caller's transaction: append a history event and return its
+        sequence. Within an account, sequences grow in commit order, so a
+        reader that has seen sequence n never meets a smaller one later; and
+        every replica hears of it once it commits."""
 
     @abstractmethod
     def lock_prompt(self, account_id: int, name: str) -> Prompt | None:

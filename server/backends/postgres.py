@@ -15,6 +15,7 @@ Statements in a Simple Query"), so the lock order above holds by
 construction, in one round trip.
 """
 
+import hashlib
 import re
 import select
 import uuid
@@ -182,9 +183,42 @@ _USAGE_PARAMS = {  # which of the batch's values each statement takes, as $1, $2
 }
 
 
+def feed_channel(schema: str) -> str:
+    """The NOTIFY channel of the promptgauge whose tables are in `schema`:
+    channels are database-wide, and deployments (or test runs) in other
+    schemas of the database must not hear each other."""
+    return "promptgauge_feed_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+KEYS_CHANGED = "keys"  # the payload of a revocation; any other is an account id
+_EVENT_LOCK = 7310102  # advisory lock class of an account's event writers
+
+
 class PostgresStore(SqlStore):
     param = "%s"
     share_lock = "FOR SHARE"
+
+    def __init__(self):
+        self._channel: str | None = None
+
+    def channel(self) -> str:
+        if self._channel is None:
+            self._channel = feed_channel(self.execute("SELECT current_schema()").fetchone()[0])
+        return self._channel
+
+    def append_event(self, account_id: int, prompt_id: int, kind: int, created_by: str, **fields) -> int:
+        # An account's event writers queue here until commit, so the ids
+        # they draw from the sequence commit in order: a watcher that read up
+        # to id n never finds a smaller id committed after. Taken last in
+        # every writer (after the prompt's row), so it adds no lock cycle.
+        self.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_EVENT_LOCK, account_id])
+        sequence = super().append_event(account_id, prompt_id, kind, created_by, **fields)
+        # Delivered to every listener when (and only if) the transaction commits.
+        self.execute("SELECT pg_notify(%s, %s)", [self.channel(), str(account_id)])
+        return sequence
+
+    def keys_changed(self) -> None:
+        self.execute("SELECT pg_notify(%s, %s)", [self.channel(), KEYS_CHANGED])
 
     def _prepare(self, name: str, sql: str) -> None:
         """PREPARE `sql` ($n placeholders) once per pooled connection: planning

@@ -21,6 +21,7 @@ from ..models import (
     ApiKey,
     Observation,
     Prompt,
+    PromptEvent,
     PromptVersion,
     Trace,
     UsageLink,
@@ -138,6 +139,16 @@ class SqlStore(Store):
     def api_key(self, key_hash: str) -> ApiKeyRow | None:
         row = self.execute_prepared("promptgauge_api_key", _api_key_sql(self.param), [key_hash]).fetchone()
         return ApiKeyRow(*row) if row else None
+
+    # -- prompts ----------------------------------------------------------------
+
+    def append_event(self, account_id: int, prompt_id: int, kind: int, created_by: str, *,
+                     version: int | None = None, previous_version: int | None = None, label: str = "",
+                     split: str | None = None) -> int:
+        return PromptEvent.insert(
+            account=account_id, prompt=prompt_id, kind=kind, version=version,
+            previous_version=previous_version, label=label, split=split, created_by=created_by,
+        ).execute()
 
     # -- ingestion ------------------------------------------------------------
 

@@ -18,11 +18,28 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_WRITE: _ClassVar[ChangeKind]
     CHANGE_KIND_EDIT: _ClassVar[ChangeKind]
     CHANGE_KIND_MODIFY: _ClassVar[ChangeKind]
+
+class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
+    EVENT_KIND_VERSION_CREATED: _ClassVar[EventKind]
+    EVENT_KIND_VERSION_ACTIVATED: _ClassVar[EventKind]
+    EVENT_KIND_LABEL_SET: _ClassVar[EventKind]
+    EVENT_KIND_LABEL_DELETED: _ClassVar[EventKind]
+    EVENT_KIND_SPLIT_SET: _ClassVar[EventKind]
+    EVENT_KIND_SPLIT_CLEARED: _ClassVar[EventKind]
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_CREATE: ChangeKind
 CHANGE_KIND_WRITE: ChangeKind
 CHANGE_KIND_EDIT: ChangeKind
 CHANGE_KIND_MODIFY: ChangeKind
+EVENT_KIND_UNSPECIFIED: EventKind
+EVENT_KIND_VERSION_CREATED: EventKind
+EVENT_KIND_VERSION_ACTIVATED: EventKind
+EVENT_KIND_LABEL_SET: EventKind
+EVENT_KIND_LABEL_DELETED: EventKind
+EVENT_KIND_SPLIT_SET: EventKind
+EVENT_KIND_SPLIT_CLEARED: EventKind
 
 class ModelConfig(_message.Message):
     __slots__ = ("provider", "model", "temperature", "max_tokens", "top_p", "stop_sequences", "extra")
@@ -43,7 +60,7 @@ class ModelConfig(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., top_p: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class PromptVersion(_message.Message):
-    __slots__ = ("id", "name", "version", "template_text", "description", "is_active", "parent_version", "created_by", "create_time", "variables", "model_config", "input_schema", "output_schema", "change", "source")
+    __slots__ = ("id", "name", "version", "template_text", "description", "is_active", "parent_version", "created_by", "create_time", "variables", "model_config", "input_schema", "output_schema", "change", "source", "labels")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +76,7 @@ class PromptVersion(_message.Message):
     OUTPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     version: int
@@ -74,7 +92,8 @@ class PromptVersion(_message.Message):
     output_schema: _struct_pb2.Struct
     change: ChangeKind
     source: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., is_active: _Optional[bool] = ..., parent_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variables: _Optional[_Iterable[str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., change: _Optional[_Union[ChangeKind, str]] = ..., source: _Optional[str] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., template_text: _Optional[str] = ..., description: _Optional[str] = ..., is_active: _Optional[bool] = ..., parent_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variables: _Optional[_Iterable[str]] = ..., model_config: _Optional[_Union[ModelConfig, _Mapping]] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., change: _Optional[_Union[ChangeKind, str]] = ..., source: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreatePromptVersionRequest(_message.Message):
     __slots__ = ("name", "version", "template_text", "description", "parent_version", "activate", "model_config", "input_schema", "output_schema", "source")
@@ -141,12 +160,14 @@ class ListPromptVersionsResponse(_message.Message):
     def __init__(self, prompt_versions: _Optional[_Iterable[_Union[PromptVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetPromptVersionRequest(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "label")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    label: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
 
 class GetPromptVersionResponse(_message.Message):
     __slots__ = ("prompt_version",)
@@ -169,7 +190,7 @@ class ActivatePromptVersionResponse(_message.Message):
     def __init__(self, prompt_version: _Optional[_Union[PromptVersion, _Mapping]] = ...) -> None: ...
 
 class RenderPromptRequest(_message.Message):
-    __slots__ = ("name", "version", "variables")
+    __slots__ = ("name", "version", "variables", "label")
     class VariablesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -180,10 +201,12 @@ class RenderPromptRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     variables: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., variables: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    label: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., variables: _Optional[_Mapping[str, str]] = ..., label: _Optional[str] = ...) -> None: ...
 
 class RenderPromptResponse(_message.Message):
     __slots__ = ("text", "version")
@@ -268,3 +291,195 @@ class GetPromptResponse(_message.Message):
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     prompt: Prompt
     def __init__(self, prompt: _Optional[_Union[Prompt, _Mapping]] = ...) -> None: ...
+
+class SetPromptLabelRequest(_message.Message):
+    __slots__ = ("name", "label", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    label: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetPromptLabelResponse(_message.Message):
+    __slots__ = ("prompt_version",)
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    prompt_version: PromptVersion
+    def __init__(self, prompt_version: _Optional[_Union[PromptVersion, _Mapping]] = ...) -> None: ...
+
+class DeletePromptLabelRequest(_message.Message):
+    __slots__ = ("name", "label")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    label: str
+    def __init__(self, name: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+
+class DeletePromptLabelResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SplitArm(_message.Message):
+    __slots__ = ("version", "weight", "buckets")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    weight: int
+    buckets: _containers.RepeatedCompositeFieldContainer[BucketRange]
+    def __init__(self, version: _Optional[int] = ..., weight: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[BucketRange, _Mapping]]] = ...) -> None: ...
+
+class BucketRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class TrafficSplit(_message.Message):
+    __slots__ = ("name", "arms", "split_id", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arms: _containers.RepeatedCompositeFieldContainer[SplitArm]
+    split_id: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[SplitArm, _Mapping]]] = ..., split_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetTrafficSplitRequest(_message.Message):
+    __slots__ = ("name", "arms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arms: _containers.RepeatedCompositeFieldContainer[SplitArm]
+    def __init__(self, name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[SplitArm, _Mapping]]] = ...) -> None: ...
+
+class SetTrafficSplitResponse(_message.Message):
+    __slots__ = ("split",)
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    split: TrafficSplit
+    def __init__(self, split: _Optional[_Union[TrafficSplit, _Mapping]] = ...) -> None: ...
+
+class ClearTrafficSplitRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ClearTrafficSplitResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResolvePromptRequest(_message.Message):
+    __slots__ = ("name", "subject", "label", "trace_id", "variables")
+    class VariablesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subject: str
+    label: str
+    trace_id: str
+    variables: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., subject: _Optional[str] = ..., label: _Optional[str] = ..., trace_id: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ResolvePromptResponse(_message.Message):
+    __slots__ = ("prompt_version", "rendered_text")
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RENDERED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    prompt_version: PromptVersion
+    rendered_text: str
+    def __init__(self, prompt_version: _Optional[_Union[PromptVersion, _Mapping]] = ..., rendered_text: _Optional[str] = ...) -> None: ...
+
+class PromptEvent(_message.Message):
+    __slots__ = ("sequence", "kind", "version", "previous_version", "label", "created_by", "create_time", "name", "split")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    kind: EventKind
+    version: int
+    previous_version: int
+    label: str
+    created_by: str
+    create_time: _timestamp_pb2.Timestamp
+    name: str
+    split: TrafficSplit
+    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., version: _Optional[int] = ..., previous_version: _Optional[int] = ..., label: _Optional[str] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., split: _Optional[_Union[TrafficSplit, _Mapping]] = ...) -> None: ...
+
+class ListPromptHistoryRequest(_message.Message):
+    __slots__ = ("name", "page_size", "page_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromptHistoryResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PromptEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[PromptEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchPromptsRequest(_message.Message):
+    __slots__ = ("names", "after_sequence")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    after_sequence: int
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+
+class PromptState(_message.Message):
+    __slots__ = ("name", "active_version", "labels", "split", "sequence", "latest_version", "split_id")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    active_version: int
+    labels: _containers.ScalarMap[str, int]
+    split: _containers.RepeatedCompositeFieldContainer[SplitArm]
+    sequence: int
+    latest_version: int
+    split_id: str
+    def __init__(self, name: _Optional[str] = ..., active_version: _Optional[int] = ..., labels: _Optional[_Mapping[str, int]] = ..., split: _Optional[_Iterable[_Union[SplitArm, _Mapping]]] = ..., sequence: _Optional[int] = ..., latest_version: _Optional[int] = ..., split_id: _Optional[str] = ...) -> None: ...
+
+class WatchPromptsResponse(_message.Message):
+    __slots__ = ("events", "states")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PromptEvent]
+    states: _containers.RepeatedCompositeFieldContainer[PromptState]
+    def __init__(self, events: _Optional[_Iterable[_Union[PromptEvent, _Mapping]]] = ..., states: _Optional[_Iterable[_Union[PromptState, _Mapping]]] = ...) -> None: ...

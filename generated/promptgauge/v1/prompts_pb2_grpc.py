@@ -89,6 +89,41 @@ class PromptServiceStub:
                 request_serializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.SerializeToString,
                 response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.FromString,
                 _registered_method=True)
+        self.SetPromptLabel = channel.unary_unary(
+                '/promptgauge.v1.PromptService/SetPromptLabel',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelResponse.FromString,
+                _registered_method=True)
+        self.DeletePromptLabel = channel.unary_unary(
+                '/promptgauge.v1.PromptService/DeletePromptLabel',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelResponse.FromString,
+                _registered_method=True)
+        self.SetTrafficSplit = channel.unary_unary(
+                '/promptgauge.v1.PromptService/SetTrafficSplit',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitResponse.FromString,
+                _registered_method=True)
+        self.ClearTrafficSplit = channel.unary_unary(
+                '/promptgauge.v1.PromptService/ClearTrafficSplit',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitResponse.FromString,
+                _registered_method=True)
+        self.ResolvePrompt = channel.unary_unary(
+                '/promptgauge.v1.PromptService/ResolvePrompt',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptResponse.FromString,
+                _registered_method=True)
+        self.ListPromptHistory = channel.unary_unary(
+                '/promptgauge.v1.PromptService/ListPromptHistory',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryResponse.FromString,
+                _registered_method=True)
+        self.WatchPrompts = channel.unary_stream(
+                '/promptgauge.v1.PromptService/WatchPrompts',
+                request_serializer=promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsResponse.FromString,
+                _registered_method=True)
 
 
 class PromptServiceServicer:
@@ -238,6 +273,110 @@ class PromptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPromptLabel(self, request, context):
+        """Moves (or creates) a named label so that it points at a version of the
+        prompt. A label is 1-63 of `a-z 0-9 _ -`, starting with a letter;
+        `latest` and `active` are reserved (they always mean the highest and the
+        active version) and cannot be set. Moving a label records a LABEL_SET
+        event, with the version it pointed at before, in the same transaction.
+        Setting a label to the version it points at already changes nothing.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        a label outside the rule or reserved, version not positive); NOT_FOUND
+        (no such prompt or version); UNAVAILABLE (the database is unavailable:
+        retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePromptLabel(self, request, context):
+        """Deletes a label of a prompt, recording a LABEL_DELETED event.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name, a
+        label outside the rule or reserved); NOT_FOUND (no such prompt, or no
+        such label on it); UNAVAILABLE (the database is unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTrafficSplit(self, request, context):
+        """Splits ResolvePrompt's traffic between versions of a prompt, sticky per
+        subject: a subject keeps its version while the split is unchanged, and
+        when the weights change only subjects of an arm that shrank move
+        (docs/design.md, "Traffic splits"). Replaces the prompt's split, if any.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        no arms or more than 10, a version not positive or given twice, every
+        weight zero); NOT_FOUND (no such prompt or version); UNAVAILABLE (the
+        database is unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearTrafficSplit(self, request, context):
+        """Removes a prompt's traffic split: ResolvePrompt returns the active
+        version again.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name);
+        NOT_FOUND (no such prompt, or it has no split); UNAVAILABLE (the database
+        is unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolvePrompt(self, request, context):
+        """The version to use now: the label's if a label is given; else the
+        split's choice for the subject, if the prompt has a split; else the
+        active version. With variables, the version rendered; with a trace_id,
+        the trace is linked to the version, exactly as RecordUsage would
+        (idempotent, counted by ComparePromptVersions).
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        label, subject over 256 characters, trace id, a missing variable);
+        NOT_FOUND (no such prompt or label); RESOURCE_EXHAUSTED (the rendered
+        text would not fit in a response message); UNAVAILABLE (the database is
+        unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromptHistory(self, request, context):
+        """The audit history of a prompt, newest first: every version created,
+        activation, label set or deleted, split set or cleared, with the API key
+        that made it.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        page_size or page token); NOT_FOUND (no such prompt); UNAVAILABLE (the
+        database is unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPrompts(self, request, context):
+        """A live feed of changes to the account's prompts (or those named), from
+        every replica, each pushed as soon as it commits. With after_sequence 0
+        the first message holds the current state of each watched prompt; with
+        the last sequence a client saw, the events after it (or fresh states,
+        if the server no longer has them in order). A message with neither
+        events nor states is a keepalive, sent after a quiet interval (20 s by
+        default). The stream never ends by itself.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (a bad name,
+        more than 100 names, after_sequence negative); NOT_FOUND (a named prompt
+        does not exist); UNAVAILABLE (the server is stopping, its ErrorInfo
+        reason says so, or the database is unavailable: reconnect, to another
+        replica if there is one, and resume with the last sequence seen).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PromptServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +424,41 @@ def add_PromptServiceServicer_to_server(servicer, server):
                     servicer.GetPrompt,
                     request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.FromString,
                     response_serializer=promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.SerializeToString,
+            ),
+            'SetPromptLabel': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPromptLabel,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelResponse.SerializeToString,
+            ),
+            'DeletePromptLabel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePromptLabel,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelResponse.SerializeToString,
+            ),
+            'SetTrafficSplit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTrafficSplit,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitResponse.SerializeToString,
+            ),
+            'ClearTrafficSplit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearTrafficSplit,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitResponse.SerializeToString,
+            ),
+            'ResolvePrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePrompt,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptResponse.SerializeToString,
+            ),
+            'ListPromptHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromptHistory,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryResponse.SerializeToString,
+            ),
+            'WatchPrompts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPrompts,
+                    request_deserializer=promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +714,195 @@ class PromptService:
             '/promptgauge.v1.PromptService/GetPrompt',
             promptgauge_dot_v1_dot_prompts__pb2.GetPromptRequest.SerializeToString,
             promptgauge_dot_v1_dot_prompts__pb2.GetPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPromptLabel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/SetPromptLabel',
+            promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.SetPromptLabelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePromptLabel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/DeletePromptLabel',
+            promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.DeletePromptLabelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTrafficSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/SetTrafficSplit',
+            promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.SetTrafficSplitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearTrafficSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/ClearTrafficSplit',
+            promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.ClearTrafficSplitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/ResolvePrompt',
+            promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.ResolvePromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromptHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/ListPromptHistory',
+            promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.ListPromptHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPrompts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/promptgauge.v1.PromptService/WatchPrompts',
+            promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsRequest.SerializeToString,
+            promptgauge_dot_v1_dot_prompts__pb2.WatchPromptsResponse.FromString,
             options,
             channel_credentials,
             insecure,
