@@ -29,6 +29,7 @@ from promptgauge.v1 import agents_pb2, prompts_pb2
 from .agents import check_label
 from .cli import DEFAULT_TARGET, CommandError, UsageError
 from .errors import InvalidArgument
+from .releases import check_label as check_prompt_label
 from .settings import split_host_port
 from .validation import INT32_MAX, check_name
 
@@ -65,6 +66,26 @@ def name_at_version(raw: str) -> tuple[str, int | None]:
     """argparse type: NAME or NAME@VERSION."""
     name, at, version = raw.partition("@")
     return prompt_name(name), version_number(version) if at else None
+
+
+def name_version_or_label(raw: str) -> tuple[str, int | None, str]:
+    """argparse type: NAME, NAME@VERSION or NAME:LABEL (`latest` and
+    `active` included); (name, version or None, label or "")."""
+    if ":" in raw:
+        name, _, label = raw.partition(":")
+        try:
+            return prompt_name(name), None, check_prompt_label(label, settable=False)
+        except InvalidArgument as error:
+            raise argparse.ArgumentTypeError(error.message) from None
+    return (*name_at_version(raw), "")
+
+
+def split_arm(raw: str) -> tuple[int, int]:
+    """argparse type: VERSION=WEIGHT, as in `2=10`."""
+    version, equals, weight = raw.partition("=")
+    if not equals or not weight.isascii() or not weight.isdigit() or int(weight) > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not VERSION=WEIGHT (a weight from 0 to 4294967295)")
+    return version_number(version), int(weight)
 
 
 def agent_label(raw: str) -> str:
@@ -302,9 +323,9 @@ def _describe(v: prompts_pb2.PromptVersion) -> str:
 
 
 def cmd_prompts_show(args) -> int:
-    name, version = args.target_version
+    name, version, label = args.target_version
     with connect(args) as pg:
-        found = pg.get_prompt_version(name, version)
+        found = pg.get_prompt_version(name, version, label=label)
     if args.json:
         print_json(prompts_pb2.GetPromptVersionResponse(prompt_version=found))
         return 0
@@ -410,9 +431,9 @@ def cmd_prompts_activate(args) -> int:
 
 
 def cmd_prompts_render(args) -> int:
-    name, version = args.target_version
+    name, version, label = args.target_version
     with connect(args) as pg:
-        rendered = pg.render_prompt(name, dict(args.var or ()), version)
+        rendered = pg.render_prompt(name, dict(args.var or ()), version, label=label)
     if args.json:
         print_json(rendered)
     else:
@@ -578,6 +599,26 @@ def cmd_prompts_unlabel(args) -> int:
     return 0
 
 
+def cmd_prompts_split(args) -> int:
+    if args.clear == bool(args.arms):
+        raise UsageError("give VERSION=WEIGHT arms, or --clear (not both)")
+    with connect(args) as pg:
+        if args.clear:
+            pg.clear_traffic_split(args.name)
+        else:
+            split = pg.set_traffic_split(args.name, dict(args.arms))
+    if args.json:
+        print_json(prompts_pb2.ClearTrafficSplitResponse() if args.clear
+                   else prompts_pb2.SetTrafficSplitResponse(split=split))
+    elif args.clear:
+        print(f"{args.name} split cleared: callers without a label get the active version")
+    else:
+        total = sum(a.weight for a in split.arms)
+        shares = ", ".join(f"v{a.version} {a.weight / total:.0%}" for a in split.arms)
+        print(f"{args.name} split: {shares}")
+    return 0
+
+
 _EVENT_WORDS = {
     prompts_pb2.EVENT_KIND_VERSION_CREATED: "created",
     prompts_pb2.EVENT_KIND_VERSION_ACTIVATED: "activated",
@@ -640,7 +681,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     versions.add_argument("name", type=prompt_name)
 
     show = command("show", cmd_prompts_show, "show a version and its template (the active one by default)")
-    show.add_argument("target_version", type=name_at_version, metavar="NAME[@VERSION]")
+    show.add_argument("target_version", type=name_version_or_label, metavar="NAME[@VERSION|:LABEL]")
 
     create = command(
         "create", cmd_prompts_create, "create a version from a file; it becomes active by default"
@@ -665,7 +706,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     activate.add_argument("version", type=version_number)
 
     render = command("render", cmd_prompts_render, "print a version's template filled with variables")
-    render.add_argument("target_version", type=name_at_version, metavar="NAME[@VERSION]")
+    render.add_argument("target_version", type=name_version_or_label, metavar="NAME[@VERSION|:LABEL]")
     render.add_argument(
         "--var",
         type=variable,
@@ -704,6 +745,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     unlabel = command("unlabel", cmd_prompts_unlabel, "delete a label of a prompt")
     unlabel.add_argument("name", type=prompt_name)
     unlabel.add_argument("label")
+
+    split = command("split", cmd_prompts_split,
+                    "split ResolvePrompt's traffic between versions by weight (or --clear it)")
+    split.add_argument("name", type=prompt_name)
+    split.add_argument("arms", type=split_arm, nargs="*", metavar="VERSION=WEIGHT",
+                       help="a version and its relative weight, as 1=90 2=10")
+    split.add_argument("--clear", action="store_true", help="remove the split")
 
     history = command(
         "history", cmd_prompts_history, "who changed a prompt, when, and how: newest first"

@@ -345,7 +345,7 @@ def _cases():
         (["demo", "--fast"], "unrecognized arguments: --fast"),
         (["compare"], "required: name"),
         (["prompts"], "required: ACTION"),
-        (["prompts", "show"], "required: NAME[@VERSION]"),
+        (["prompts", "show"], "required: NAME[@VERSION|:LABEL]"),
         (["prompts", "create", "p"], "required: --file"),
         (["prompts", "activate", "p"], "required: version"),
         (["prompts", "diff", "p", "1"], "required: TO"),
@@ -362,6 +362,10 @@ def _cases():
         (["prompts", "list", "--timeout", "0"], "'0' is not a number of seconds"),
         (["prompts", "list", "--timeout", "soon"], "'soon' is not a number of seconds"),
         (["prompts", "list", "--bogus"], "unrecognized arguments: --bogus"),
+        (["prompts", "show", "p:Prod"], "label 'Prod' is not a valid label"),
+        (["prompts", "render", "p:", "--var", "a=b"], "label is required"),
+        (["prompts", "split", "p", "1=x"], "'1=x' is not VERSION=WEIGHT"),
+        (["prompts", "split", "p", "0=5"], "'0' is not a version"),
         (["accounts", "list", "--json", "extra"], "unrecognized arguments: extra"),
     ]
     for args, words in usage:
@@ -376,7 +380,8 @@ def _cases():
         yield pytest.param(["compare", "p", *flags], {}, code, words, id="compare" + "".join(flags))
     # Every prompts command, with what it needs to reach a server wrong.
     prompts = [["list"], ["versions", "p"], ["show", "p@2"], ["create", "p", "--file", "/etc/hostname"],
-               ["activate", "p", "2"], ["render", "p", "--var", "a=b"], ["diff", "p", "1", "2"]]
+               ["activate", "p", "2"], ["render", "p", "--var", "a=b"], ["diff", "p", "1", "2"],
+               ["show", "p:production"], ["split", "p", "1=90", "2=10"], ["split", "p", "--clear"]]
     reach = [
         (["--target", "127.0.0.1:99999", "--api-key", "k"], {}, 2, ["--target=127.0.0.1:99999", "0-65535"]),
         (["--api-key", "k"], {"PROMPTGAUGE_TARGET": "nowhere"}, 2,

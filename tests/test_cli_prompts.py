@@ -376,3 +376,54 @@ def test_label_unlabel_and_history_answer_who_moved_production(run, client):
     _failed(run("prompts", "unlabel", "rel", "production"), 1, "NOT_FOUND", "production")
     _failed(run("prompts", "label", "rel", "latest", "1"), 2, "reserved")
     _failed(run("prompts", "history", "no-such-prompt"), 1, "NOT_FOUND")
+
+
+def test_show_and_render_by_label(run, client):
+    client.create_prompt_version("lab", "one {x}")
+    client.create_prompt_version("lab", "two {x}", activate=False)
+    client.set_prompt_label("lab", "staging", 2)
+    code, out, _ = run("prompts", "show", "lab:staging")
+    assert code == 0 and out.splitlines()[0] == "lab v2" and out.endswith("two {x}\n")
+    assert run("prompts", "show", "lab:latest")[1].splitlines()[0] == "lab v2"
+    assert run("prompts", "show", "lab:active")[1].splitlines()[0] == "lab v1 (active)"
+    assert run("prompts", "render", "lab:staging", "--var", "x=A") == (0, "two A\n", "")
+    shown = json_format.Parse(run("prompts", "show", "lab:staging", "--json")[1],
+                              prompts_pb2.GetPromptVersionResponse())
+    assert shown.prompt_version == client.get_prompt_version("lab", label="staging")
+    _failed(run("prompts", "show", "lab:nolabel"), 1, "NOT_FOUND", "nolabel")
+
+
+def test_split_sets_and_clears_and_resolve_follows(run, client):
+    client.create_prompt_version("ab", "one")
+    client.create_prompt_version("ab", "two", activate=False)
+    code, out, _ = run("prompts", "split", "ab", "1=90", "2=10")
+    assert (code, out) == (0, "ab split: v1 90%, v2 10%\n")
+    chosen = {client.resolve_prompt("ab", subject=f"user-{i}").prompt_version.version for i in range(200)}
+    assert chosen == {1, 2}
+    document = json.loads(run("prompts", "split", "ab", "1=1", "2=1", "--json")[1])
+    assert [(a["version"], a["weight"]) for a in document["split"]["arms"]] == [(1, 1), (2, 1)]
+    assert run("prompts", "split", "ab", "--clear") == (
+        0, "ab split cleared: callers without a label get the active version\n", ""
+    )
+    assert {client.resolve_prompt("ab", subject=f"user-{i}").prompt_version.version for i in range(50)} == {1}
+    kinds = [e.kind for e in client.iter_prompt_history("ab")][:3]
+    assert kinds == [prompts_pb2.EVENT_KIND_SPLIT_CLEARED, prompts_pb2.EVENT_KIND_SPLIT_SET,
+                     prompts_pb2.EVENT_KIND_SPLIT_SET]
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["ab"], 2, ["VERSION=WEIGHT", "--clear"]),
+        (["ab", "1=1", "--clear"], 2, ["not both"]),
+        (["ab", "9=1"], 1, ["NOT_FOUND", "no version 9"]),
+        (["ab", "1=0"], 2, ["INVALID_ARGUMENT"]),
+        (["none", "1=1"], 1, ["NOT_FOUND", "none"]),
+        (["ab", "--clear"], 1, ["NOT_FOUND", "no traffic split"]),
+    ],
+)
+def test_a_refused_split_is_one_line_and_changes_nothing(run, client, args, code, words):
+    client.create_prompt_version("ab", "one")
+    before = list(client.iter_prompt_history("ab"))
+    _failed(run("prompts", "split", *args), code, *words)
+    assert list(client.iter_prompt_history("ab")) == before
