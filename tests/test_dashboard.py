@@ -456,6 +456,65 @@ def test_the_diff_page_lists_the_fields_diff_prompt_versions_names(signed_in, cl
     assert "are the same" in same and 'data-field="' not in same
 
 
+def test_the_prompt_page_shows_labels_split_and_history(signed_in, client, api_key):
+    client.create_prompt_version("rel", "one")
+    client.create_prompt_version("rel", "two", activate=False)
+    client.create_prompt_version("rel", "three", activate=False)
+    client.set_prompt_label("rel", "production", 2)
+    client.set_prompt_label("rel", "staging", 2)
+    client.set_prompt_label("rel", "canary", 3)
+    client.set_traffic_split("rel", {2: 9, 3: 1})
+    client.activate_prompt_version("rel", 2)
+    body = signed_in.get("/prompts/rel")[2]
+    versions = re.search(r'<table id="versions".*?</table>', body, re.S)[0]
+    on = {
+        v: re.findall(
+            r'data-label="([^"]+)"', re.search(rf'<tr data-version="{v}".*?</tr>', versions, re.S)[0]
+        )
+        for v in (1, 2, 3)
+    }
+    assert on == {v.version: list(v.labels) for v in client.iter_prompt_versions("rel")}
+    assert on == {1: [], 2: ["production", "staging"], 3: ["canary"]}
+    split = re.search(r'<section class="card" id="split">.*?</section>', body, re.S)[0]
+    assert re.findall(r'<tr data-version="(\d+)">.*?data-share="([\d.]+)"', split, re.S) == [
+        ("2", "0.9"),
+        ("3", "0.1"),
+    ]
+    history = re.search(r'<section class="card" id="history">.*?</section>', body, re.S)[0]
+    rows = [
+        re.sub(r"<[^>]+>|\s+", " ", row).split()
+        for row in re.findall(r"<tr data-sequence=.*?</tr>", history, re.S)
+    ]
+    events = list(client.iter_prompt_history("rel"))
+    assert len(rows) == len(events) == 9
+    key = events[0].created_by
+    assert [r[2:] for r in rows[:4]] == [
+        ["activated", "v1", "→", "v2", key],
+        ["split", "set", "v2", "90%,", "v3", "10%", key],
+        ["label", "set", "canary:", "-", "→", "v3", key],
+        ["label", "set", "staging:", "-", "→", "v2", key],
+    ]
+    assert rows[-1][2:] == ["created", "v1", key]
+    client.clear_traffic_split("rel")
+    client.delete_prompt_label("rel", "canary")
+    body = signed_in.get("/prompts/rel")[2]
+    assert "No traffic split" in body and 'data-label="canary"' not in body
+    history = re.search(r'<section class="card" id="history">.*?</section>', body, re.S)[0]
+    assert ["label deleted", "split cleared"] == re.findall(
+        r'<td class="nowrap">(label deleted|split cleared)<', history
+    )
+
+
+def test_the_prompt_page_shows_the_newest_history_only(signed_in, client):
+    client.create_prompt_version("busy", "v")
+    for n in range(25):  # 27 events in all, with the version's creation and activation
+        client.set_prompt_label("busy", f"l{n}", 1)
+    body = signed_in.get("/prompts/busy")[2]
+    assert body.count("<tr data-sequence=") == 20 and "lists every one" in body
+    newest = next(client.iter_prompt_history("busy"))
+    assert re.search(r'<tr data-sequence="(\d+)"', body)[1] == str(newest.sequence)
+
+
 AGENT_MESSAGE = "<script>alert(1)</script> first"
 
 

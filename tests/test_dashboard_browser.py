@@ -334,6 +334,9 @@ def test_every_page_at_desktop_and_phone_width(browser, server, backend, viewpor
     api_key = make_account("acme")  # a name fit for the screenshots in docs/
     with PromptGaugeClient(server.target, api_key) as client:
         name = _classifier(client)
+        client.set_prompt_label(name, "production", 2)
+        client.set_prompt_label(name, "staging", 3)
+        client.set_traffic_split(name, {2: 90, 3: 10})
         client.create_prompt_version(
             "welcome-email", "Hello {name}, welcome to {product}!", description="onboarding"
         )

@@ -18,7 +18,16 @@ from ..agents import AgentRegistry, AgentVersionMetrics, AgentVersionView, Agent
 from ..analytics import Analytics, VersionMetrics
 from ..backends.base import Store
 from ..errors import DomainError, InvalidArgument, Unauthenticated
-from ..registry import CHANGE_CREATE, CHANGE_EDIT, CHANGE_MODIFY, CHANGE_WRITE, PromptRegistry, VersionView
+from ..registry import (
+    CHANGE_CREATE,
+    CHANGE_EDIT,
+    CHANGE_MODIFY,
+    CHANGE_WRITE,
+    EventView,
+    PromptRegistry,
+    VersionView,
+)
+from ..releases import EventKind, Split
 from ..validation import check_name, check_version
 from . import charts
 from .sessions import Session
@@ -79,6 +88,36 @@ def field_value(view: VersionView, dotted: str) -> str:
     if value is None or value == "":
         return "-"
     return value if isinstance(value, str) else pretty_json(value)
+
+
+HISTORY_ROWS = 20
+EVENT_WORDS = {
+    EventKind.VERSION_CREATED: "created", EventKind.VERSION_ACTIVATED: "activated",
+    EventKind.LABEL_SET: "label set", EventKind.LABEL_DELETED: "label deleted",
+    EventKind.SPLIT_SET: "split set", EventKind.SPLIT_CLEARED: "split cleared",
+}
+
+
+def shares(split: Split) -> list[tuple[int, int, float]]:
+    """A split's arms as (version, weight, share of the traffic)."""
+    total = sum(a.weight for a in split.arms)
+    return [(a.version, a.weight, a.weight / total if total else 0.0) for a in split.arms]
+
+
+def event_change(event: EventView) -> str:
+    """What an event changed, as "v1 → v2", "production: v2 → v3", "v1 90%, v2 10%"."""
+    was = "-" if event.previous_version is None else f"v{event.previous_version}"
+    if event.kind == EventKind.VERSION_CREATED:
+        return f"v{event.version}"
+    if event.kind == EventKind.VERSION_ACTIVATED:
+        return f"{was} → v{event.version}"
+    if event.kind == EventKind.LABEL_SET:
+        return f"{event.label}: {was} → v{event.version}"
+    if event.kind == EventKind.LABEL_DELETED:
+        return f"{event.label}: {was} → -"
+    if event.kind == EventKind.SPLIT_SET and event.split is not None:
+        return ", ".join(f"v{v} {share:.0%}" for v, _, share in shares(event.split))
+    return "-"
 
 
 def first_line(text: str, limit: int = 80) -> str:
@@ -159,7 +198,8 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, utc=utc, first_line=first_line,
-                                change_kind=change_kind, pretty_json=pretty_json,
+                                change_kind=change_kind, pretty_json=pretty_json, event_change=event_change,
+                                event_kind=lambda k: EVENT_WORDS.get(k, "-"),
                                 agent_kind=lambda k: AGENT_KINDS.get(k, "-"))
 
     def render(self, template: str, viewer: Viewer | None, **values) -> str:
@@ -217,9 +257,15 @@ class Pages:
         versions = self.versions(viewer.caller, name)
         metrics = self.analytics.compare(viewer.caller, name)
         active = next((v.version for v in versions if v.is_active), None)
+        states, _ = self.registry.states(viewer.caller.account_id, [name])
+        split = states[0].split if states else None
+        history, more = self.registry.list_history(viewer.caller, name, HISTORY_ROWS)
+        labels = {v.version: v.labels for v in versions}
         return self.render(
             "prompt.html", viewer,
-            name=name, versions=versions, metrics=metrics, active=active,
+            name=name, versions=versions, metrics=metrics, active=active, labels=labels,
+            split=shares(split) if split else None, split_time=split.update_time if split else None,
+            history=history, more_history=bool(more),
             activated=_optional_version(activated),
             success_chart=success_chart(metrics), latency_chart=latency_chart(metrics),
             traces_chart=traces_chart(metrics),
