@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import make_account
@@ -17,7 +18,8 @@ from markupsafe import escape
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.dashboard import charts, sessions
-from promptgauge.server.dashboard.pages import field_value, side_by_side
+from promptgauge.server.dashboard.pages import WINDOWS, field_value, side_by_side, window_of
+from promptgauge.server.errors import InvalidArgument
 from promptgauge.server.registry import VersionView
 from promptgauge.v1 import agents_pb2
 
@@ -729,6 +731,34 @@ def test_long_chart_labels_widen_the_label_column_and_are_cut():
     assert charts.label_width(["x" * 64]) == charts.label_width(["x" * charts.MAX_LABEL_CHARS])
     svg = charts.bar_chart("t", [("x" * 64, 0.5, "50%")], 1.0, str)
     assert "x" * 64 not in svg and "x" * (charts.MAX_LABEL_CHARS - 1) + "…" in svg
+
+
+def test_window_of_names_the_choices_and_refuses_others():
+    now = datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
+    assert window_of(None) is window_of("") is WINDOWS["all"]
+    assert window_of(None).start(now) is None
+    assert window_of("24h").start(now) == now - timedelta(hours=24)
+    assert window_of("7d").period == timedelta(hours=1) and window_of("30d").period == timedelta(days=1)
+    for bad in ("1h", "ALL", "<b>" * 20):
+        with pytest.raises(InvalidArgument) as refused:
+            window_of(bad)
+        assert refused.value.field == "window" and "24h, 7d, 30d, all" in refused.value.message
+
+
+def test_line_chart_breaks_at_gaps_and_scales_to_the_axis():
+    start = datetime(2026, 11, 30, 0, 0)
+    hour = timedelta(hours=1)
+    points = [(start, 1.0), (start + hour, 0.5), (start + 3 * hour, 0.0)]  # no data at 02:00
+    svg = charts.line_chart("t", [("v1", points), ("<v2>", [])], start, start + 4 * hour, hour, 1.0, str)
+    lines = re.findall(r'<polyline class="line series-0" points="([^"]+)"/>', svg)
+    assert len(lines) == 1 and len(lines[0].split()) == 2  # the first two hours joined
+    (dot,) = re.findall(r'<circle class="dot series-0" cx="([\d.]+)" cy="([\d.]+)"', svg)
+    plot_w = charts.WIDTH - charts.LINE_LEFT - charts.LINE_RIGHT
+    assert float(dot[0]) == pytest.approx(charts.LINE_LEFT + plot_w * 3.5 / 4, abs=0.1)
+    assert float(dot[1]) == pytest.approx(charts.LINE_HEIGHT - charts.LINE_BOTTOM, abs=0.1)  # 0 at the bottom
+    first = lines[0].split()[0].split(",")
+    assert float(first[1]) == pytest.approx(charts.LINE_TOP, abs=0.1)  # 1.0 at the top
+    assert "&lt;v2&gt;" in svg and "<v2>" not in svg and 'class="key series-1"' in svg
 
 
 def test_side_by_side_pairs_changed_lines():

@@ -3,6 +3,7 @@ and the page's stylesheet colours them (classes, never inline styles, so the
 Content-Security-Policy can forbid those)."""
 
 import math
+from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
@@ -119,3 +120,86 @@ def distribution_chart(
             f'<text class="value" x="{WIDTH - TEXT_WIDTH + 8}" y="{y + 19}">{escape(shown)}</text>'
         )
     return _svg(f"{title} ({unit})", len(rows), body, maximum, tick, left)
+
+
+# Line charts over time: one polyline per series, coloured by its place in
+# the list (the stylesheet's .series-0 ... .series-7, then again).
+LINE_HEIGHT = 210
+LINE_LEFT = 52
+LINE_RIGHT = 12
+LINE_TOP = 10
+LINE_BOTTOM = 26
+LEGEND_ROW = 20
+SERIES_CLASSES = 8
+
+
+def line_chart(
+    title: str,
+    series: list[tuple[str, list[tuple[datetime, float]]]],
+    start: datetime,
+    end: datetime,
+    period: timedelta,
+    maximum: float,
+    tick,
+) -> Markup:
+    """Per series (label, [(bucket start, value)] in time order), a line
+    over [start, end) on a shared axis from 0 to `maximum` (ticks written by
+    `tick`); a line breaks where buckets are missing (no data then), and a
+    lone point is a dot. Each point sits at the middle of its bucket."""
+    plot_w = WIDTH - LINE_LEFT - LINE_RIGHT
+    plot_h = LINE_HEIGHT - LINE_TOP - LINE_BOTTOM
+    span = max((end - start).total_seconds(), 1.0)
+    legend_rows = math.ceil(len(series) / 4)
+    height = LINE_HEIGHT + legend_rows * LEGEND_ROW
+
+    def x(t: datetime) -> float:
+        middle = (t - start).total_seconds() + period.total_seconds() / 2
+        return LINE_LEFT + plot_w * min(max(middle / span, 0.0), 1.0)
+
+    def y(value: float) -> float:
+        return LINE_TOP + plot_h * (1 - min(max(value / maximum, 0.0), 1.0))
+
+    body = []
+    for i in range(5):
+        gy = LINE_TOP + plot_h * i / 4
+        body.append(
+            f'<line class="grid" x1="{LINE_LEFT}" y1="{gy:.1f}" x2="{WIDTH - LINE_RIGHT}" y2="{gy:.1f}"/>'
+        )
+        body.append(
+            f'<text class="axis" x="{LINE_LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">'
+            f"{escape(tick(maximum * (4 - i) / 4))}</text>"
+        )
+    for when, anchor in ((start, "start"), (end, "end")):
+        shown = f"{when:%m-%d %H:%M}" if period < timedelta(days=1) else f"{when:%Y-%m-%d}"
+        tx = LINE_LEFT if anchor == "start" else WIDTH - LINE_RIGHT
+        body.append(
+            f'<text class="axis" x="{tx}" y="{LINE_HEIGHT - 8}" text-anchor="{anchor}">{escape(shown)}</text>'
+        )
+    for n, (label, points) in enumerate(series):
+        colour = f"series-{n % SERIES_CLASSES}"
+        for run in _runs(points, period):
+            if len(run) == 1:
+                t, v = run[0]
+                body.append(f'<circle class="dot {colour}" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3"/>')
+            else:
+                coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in run)
+                body.append(f'<polyline class="line {colour}" points="{coords}"/>')
+        lx = LINE_LEFT + (n % 4) * (plot_w / 4)
+        ly = LINE_HEIGHT + (n // 4) * LEGEND_ROW + 4
+        body.append(f'<rect class="key {colour}" x="{lx:.1f}" y="{ly}" width="12" height="12" rx="2"/>')
+        body.append(f'<text class="value" x="{lx + 17:.1f}" y="{ly + 11}">{escape(_cut(label))}</text>')
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>' + "".join(body) + "</svg>"
+    )
+
+
+def _runs(points: list[tuple[datetime, float]], period: timedelta) -> list[list[tuple[datetime, float]]]:
+    """Points split where the next is more than one period after the last."""
+    runs: list[list[tuple[datetime, float]]] = []
+    for t, v in points:
+        if runs and t - runs[-1][-1][0] <= period:
+            runs[-1].append((t, v))
+        else:
+            runs.append([(t, v)])
+    return runs

@@ -8,7 +8,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import jinja2
 
@@ -88,6 +88,43 @@ def field_value(view: VersionView, dotted: str) -> str:
     if value is None or value == "":
         return "-"
     return value if isinstance(value, str) else pretty_json(value)
+
+
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The comparison's window as the page's selector names it: the last
+    `span` before now (None: all time), and the time series' bucket size."""
+
+    key: str
+    title: str
+    span: timedelta | None
+    period: timedelta
+
+    def start(self, now: datetime) -> datetime | None:
+        return None if self.span is None else now - self.span
+
+
+WINDOWS = {w.key: w for w in (
+    Window("24h", "last 24 hours", timedelta(hours=24), HOUR),
+    Window("7d", "last 7 days", timedelta(days=7), HOUR),
+    Window("30d", "last 30 days", timedelta(days=30), DAY),
+    Window("all", "all time", None, DAY),
+)}
+DEFAULT_WINDOW = "all"
+
+
+def window_of(raw: str | None) -> Window:
+    """The `window` query parameter: one of WINDOWS' keys (absent: all time)."""
+    if raw is None or raw == "":
+        return WINDOWS[DEFAULT_WINDOW]
+    if raw not in WINDOWS:
+        raise InvalidArgument(
+            f"window must be one of {', '.join(WINDOWS)}, got {raw[:20]!r}", field="window"
+        )
+    return WINDOWS[raw]
 
 
 HISTORY_ROWS = 20
