@@ -67,7 +67,7 @@ def test_schema_version_1_database_is_migrated_keeping_its_data(url):
     _first_release(url)
     assert "version_checkpoint" not in _tables(url)
     _accounts_list(url)
-    assert _schema_version(url) == storage.SCHEMA_VERSION == 2
+    assert _schema_version(url) == storage.SCHEMA_VERSION == 4
     assert read_sql(url, "SELECT template_text FROM prompt_version") == [("t",)]
     # Every existing version got the checkpoint that ingestion locks.
     assert read_sql(url, "SELECT COUNT(*) FROM version_checkpoint")[0][0] == 1
