@@ -315,7 +315,7 @@ class Analytics:
         versions, active = compared
         if baseline_version is not None and baseline_version not in {v.version for v in versions}:
             raise NotFound(
-                f"prompt {name!r} has no version {baseline_version} to compare against",
+                f"baseline_version {baseline_version}: prompt {name!r} has no such version",
                 field="baseline_version",
                 reason="VERSION_NOT_FOUND",
             )

@@ -8,6 +8,7 @@ read-then-write.
 import datetime
 
 from peewee import (
+    SQL,
     AutoField,
     BigAutoField,
     BigIntegerField,
@@ -27,6 +28,7 @@ from peewee import (
 )
 
 db = DatabaseProxy()
+_ZERO = SQL("DEFAULT 0")
 
 
 def utcnow() -> datetime.datetime:
@@ -166,19 +168,21 @@ class VersionCheckpoint(BaseModel):
     version = ForeignKeyField(PromptVersion, primary_key=True, on_delete="CASCADE")
     last_observation_id = BigIntegerField(default=0)
     total_traces = BigIntegerField(default=0)
-    outcome_n = BigIntegerField(default=0)
+    outcome_n = BigIntegerField(default=0, constraints=[_ZERO])
     success_n = BigIntegerField(default=0)
     success_true = BigIntegerField(default=0)
     cost_n = BigIntegerField(default=0)
     cost_sum = DoubleField(default=0.0)
     duration_n = BigIntegerField(default=0)
     duration_sum = DoubleField(default=0.0)
-    cost_squares = DoubleField(default=0.0)
-    duration_squares = DoubleField(default=0.0)
-    input_tokens_n = BigIntegerField(default=0)
-    input_tokens_sum = BigIntegerField(default=0)
-    output_tokens_n = BigIntegerField(default=0)
-    output_tokens_sum = BigIntegerField(default=0)
+    # Added by migration 4, with defaults in the database too: a row inserted
+    # naming only the older columns (a script, an older replica) still fits.
+    cost_squares = DoubleField(default=0.0, constraints=[_ZERO])
+    duration_squares = DoubleField(default=0.0, constraints=[_ZERO])
+    input_tokens_n = BigIntegerField(default=0, constraints=[_ZERO])
+    input_tokens_sum = BigIntegerField(default=0, constraints=[_ZERO])
+    output_tokens_n = BigIntegerField(default=0, constraints=[_ZERO])
+    output_tokens_sum = BigIntegerField(default=0, constraints=[_ZERO])
     sketch = BlobField(null=True)
     cost_sketch = BlobField(null=True)
 
