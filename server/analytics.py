@@ -26,6 +26,7 @@ from .backends.base import Bucket, Checkpoint, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
 from .sketch import LatencySketch
+from .sketch import quantiles as sketch_quantiles
 from .tally import OBSERVATION_OUTCOME, Signals, Tally, in_window
 
 log = logging.getLogger("promptgauge.analytics")
@@ -190,13 +191,14 @@ class _Measure:
         if signals.kind == OBSERVATION_OUTCOME and signals.total_cost_usd is not None:
             self.costs.append((signals.total_cost_usd, 1.0))
 
-    def quantile(self, which: str, q: float) -> float | None:
+    def quantiles(self, which: str, qs: Sequence[float]) -> list[float | None]:
         points = self.durations if which == "duration" else self.costs
         if not points:
-            return None
+            return [None] * len(qs)
         if len(points) <= EXACT_QUANTILES_UP_TO and all(count == 1.0 for _, count in points):
-            return stats.percentile_cont([mean for mean, _ in points], q)
-        return LatencySketch(points).quantile(q)
+            values = sorted(mean for mean, _ in points)
+            return [stats.percentile_cont(values, q, presorted=True) for q in qs]
+        return sketch_quantiles(points, qs)
 
 
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
@@ -572,13 +574,14 @@ def _period_start(t: datetime, period: timedelta) -> datetime:
 
 
 def _series_bucket(start: datetime, m: _Measure) -> SeriesBucket:
+    p50, p95 = m.quantiles("duration", (0.5, 0.95))
     return SeriesBucket(
         start_time=start,
         total_traces=m.tally.total_traces,
         success_rate=m.tally.success_rate,
         avg_cost_usd=m.tally.avg_cost_usd,
-        p50_latency_ms=m.quantile("duration", 0.5),
-        p95_latency_ms=m.quantile("duration", 0.95),
+        p50_latency_ms=p50,
+        p95_latency_ms=p95,
     )
 
 
@@ -611,6 +614,8 @@ def _metrics(versions, active: int | None, measures: dict, baseline: int | None,
     for v in versions:
         m = by_version[v.version]
         t = m.tally
+        p50, p90, p95, p99 = m.quantiles("duration", (0.5, 0.9, 0.95, 0.99))
+        cost50, cost95 = m.quantiles("cost", (0.5, 0.95))
         vs = None
         if v.version in tests:
             b = base.tally
@@ -632,12 +637,12 @@ def _metrics(versions, active: int | None, measures: dict, baseline: int | None,
             success_rate=t.success_rate,
             avg_cost_usd=t.avg_cost_usd,
             avg_latency_ms=t.avg_latency_ms,
-            p95_latency_ms=m.quantile("duration", 0.95),
-            p50_latency_ms=m.quantile("duration", 0.5),
-            p90_latency_ms=m.quantile("duration", 0.9),
-            p99_latency_ms=m.quantile("duration", 0.99),
-            p50_cost_usd=m.quantile("cost", 0.5),
-            p95_cost_usd=m.quantile("cost", 0.95),
+            p95_latency_ms=p95,
+            p50_latency_ms=p50,
+            p90_latency_ms=p90,
+            p99_latency_ms=p99,
+            p50_cost_usd=cost50,
+            p95_cost_usd=cost95,
             avg_input_tokens=t.avg_input_tokens,
             avg_output_tokens=t.avg_output_tokens,
             total_cost_usd=t.cost_sum,

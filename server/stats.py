@@ -147,12 +147,12 @@ def holm_reject(p_values: Sequence[float | None], alpha: float) -> list[bool]:
     return out
 
 
-def percentile_cont(values: Sequence[float], q: float) -> float | None:
+def percentile_cont(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
     """The q-quantile (0..1) by linear interpolation between order statistics:
     PostgreSQL's percentile_cont and numpy's default ("linear")."""
     if not values:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     position = q * (len(ordered) - 1)
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
