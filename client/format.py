@@ -60,6 +60,38 @@ def _versus(v: analytics_pb2.VersionMetrics) -> str:
     return f"{vs.success_rate_diff * 100:+.1f} pts {p}{marker}"
 
 
+def verdict(response: analytics_pb2.ComparePromptVersionsResponse, confidence: float = 0.95) -> str:
+    """One sentence: which version beats the baseline's success rate, by how
+    much and how sure the comparison is; or that none does, significantly."""
+    base = next((v for v in response.versions if v.is_baseline), None)
+    if base is None or not base.HasField("success_rate"):
+        return "No baseline with outcomes to compare against."
+    better = [
+        v for v in response.versions
+        if v.HasField("vs_baseline") and v.vs_baseline.significant and v.vs_baseline.success_rate_diff > 0
+        and v.vs_baseline.HasField("success_rate_p_value")
+        and v.vs_baseline.success_rate_p_value < 1 - confidence
+    ]
+    if not better:
+        return (f"No version succeeds significantly more often than v{base.version} "
+                f"({base.success_rate:.1%}) at {confidence:.0%} confidence.")
+    win = max(better, key=lambda v: v.success_rate)
+    vs = win.vs_baseline
+    sentence = (
+        f"v{win.version} wins: it succeeds {win.success_rate:.1%} of the time "
+        f"({confidence:.0%} interval {win.success_rate_interval.low:.1%}-"
+        f"{win.success_rate_interval.high:.1%}) "
+        f"against v{base.version}'s {base.success_rate:.1%}: {vs.success_rate_diff * 100:+.1f} points, "
+        f"p = {vs.success_rate_p_value:.2g}, significant at {confidence:.0%} after Holm's correction"
+    )
+    costs = []
+    if vs.HasField("avg_cost_diff"):
+        costs.append(f"{'+' if vs.avg_cost_diff >= 0 else '-'}${abs(vs.avg_cost_diff):.4f} a run")
+    if vs.HasField("avg_latency_diff"):
+        costs.append(f"{vs.avg_latency_diff:+,.0f} ms")
+    return sentence + (f"; it costs {' and '.join(costs)} on average." if costs else ".")
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Collection[int] = ()) -> str:
     """An aligned plain-text table: columns two spaces apart, those whose
     index is in `numeric` aligned right, no trailing spaces (greppable, and

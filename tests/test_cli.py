@@ -249,6 +249,11 @@ def test_demo_runs_and_prints_what_it_did():
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["VERSION"])
     assert lines[header - 1] == "support-classifier"
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["v1", "v2"]
+    # It ends saying which version wins, by how much and how sure: v2's
+    # profile succeeds 89% of the time against v1's 72%, over 2,500 runs each.
+    verdict = next(line for line in lines if line.startswith("v2 wins: "))
+    assert "against v1's" in verdict and "significant at 95% after Holm's correction" in verdict
+    assert re.search(r"p = \d\.\de-\d+", verdict), verdict
     # The key itself, and its id said to be one.
     created = next(line for line in lines if line.startswith("1. "))
     match = re.fullmatch(r"1\. Created account 'demo'; its API key \(id (key_\w+)\) is (\S+)", created)
