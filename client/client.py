@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 
 import grpc
-from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -29,6 +28,7 @@ from .retries import (
     with_retry_policy,
     without_retry_policies,
 )
+from .times import timestamp
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "NO_RETRY", "PromptGaugeClient", "PromptGaugeError", "RetryPolicy"]
 
@@ -470,17 +470,6 @@ class PromptGaugeClient:
     def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""
         return Recorder(self, **kwargs)
-
-
-def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A datetime (aware, or naive meaning UTC) as a Timestamp; None stays unset."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def comparison_request(

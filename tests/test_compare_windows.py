@@ -491,3 +491,22 @@ def test_a_watch_from_another_thread_is_cancelled_cleanly(server, api_key):
         closed = threading.Event()
         threading.Thread(target=lambda: (watch.close(), closed.set())).start()
         assert closed.wait(10)
+
+
+def test_the_recorder_carries_tokens_and_end_times(client):
+    name = _name("recorded")
+    client.create_prompt_version(name, "v1")
+    ended = datetime.datetime(2026, 11, 3, 8, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    with client.recorder(max_batch=1000, max_delay_seconds=3600) as recorder:
+        for i in range(3):
+            trace = new_trace()
+            recorder.record_usage(name, 1, trace)
+            recorder.record_outcome(
+                trace, success=True, input_tokens=100 + i, output_tokens=7, end_time=ended
+            )
+    (v1,) = client.compare_prompt_versions(
+        name,
+        start_time=datetime.datetime(2026, 11, 3, 6, 30),
+        end_time=datetime.datetime(2026, 11, 3, 6, 30) + US,
+    ).versions
+    assert (v1.total_traces, v1.avg_input_tokens, v1.avg_output_tokens) == (3, 101.0, 7.0)
