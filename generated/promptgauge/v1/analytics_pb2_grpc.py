@@ -167,9 +167,8 @@ class AnalyticsServiceServicer:
         name, or no such baseline_version); UNAVAILABLE (the database is
         unavailable: retry).
 
-        The request and response are shared with WatchComparison (DESIGN.md
-        fixes it so): a live comparison is the same question and answer.
-        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        WatchComparison takes the same request and gives the same response: a
+        live comparison is the same question and answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,10 +195,10 @@ class AnalyticsServiceServicer:
         The stream ends only when the caller cancels it or the server shuts down
         (UNAVAILABLE: call again).
 
-        Errors: as ComparePromptVersions, before the first message.
-        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
-        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
-        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT and
+        NOT_FOUND as ComparePromptVersions, before the first message;
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: call again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
