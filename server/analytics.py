@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from . import stats, validation
 from .accounts import Caller
-from .backends.base import Bucket, Checkpoint, NewObservation, Store, Usage
+from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
 from .sketch import LatencySketch
@@ -321,9 +321,27 @@ class Analytics:
                 field="baseline_version",
                 reason="VERSION_NOT_FOUND",
             )
-        measures = self.measure([v.id for v in versions], {v.id: v.checkpoint for v in versions},
-                                start_time, end_time)
-        return _metrics(versions, active, measures, baseline_version or active, confidence)
+        return self.compare_measured(versions, active, start_time, end_time, baseline_version, confidence)
+
+    def compare_measured(
+        self,
+        versions: Sequence[ComparedVersion],
+        active: int | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        baseline_version: int | None,
+        confidence: float,
+    ) -> list[VersionMetrics]:
+        """The comparison of any measured versions (a prompt's, or an agent's:
+        their ids key the same observations, checkpoints and buckets), each
+        with its checkpoint as read (None: read here), checked arguments."""
+        checkpoints = {v.id: v.checkpoint for v in versions}
+        missing = [vid for vid, cp in checkpoints.items() if cp is None]
+        if missing:
+            checkpoints.update(self.store.checkpoints(missing))
+        measures = self.measure([v.id for v in versions], checkpoints, start_time, end_time)
+        baseline = baseline_version if baseline_version is not None else active
+        return _metrics(versions, active, measures, baseline, confidence)
 
     def measure(self, version_ids: Sequence, checkpoints: dict, start: datetime | None,
                 end: datetime | None) -> dict:
