@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 from conftest import make_account
+from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -66,6 +67,8 @@ ALLOWED = {
     "RecordUsage": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "StreamUsage": {C.INVALID_ARGUMENT},
     "ComparePromptVersions": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "GetVersionTimeSeries": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "WatchComparison": {C.INVALID_ARGUMENT, C.NOT_FOUND},
 }
 # The codes a rejected record may carry inside an IngestSummary.
 RECORD_CODES = {
@@ -304,6 +307,9 @@ class Fields:
                 success=st.none() | st.booleans(),
                 total_cost_usd=self.amount(),
                 duration_ms=self.amount(),
+                input_tokens=st.none() | st.integers(-(2**63), 2**63 - 1),
+                output_tokens=st.none() | st.integers(-5, 10**13),
+                end_time=_timestamps(),
             ),
         )
 
@@ -426,6 +432,20 @@ def _both(build) -> Callable[[Seeded], st.SearchStrategy]:
     return lambda s: st.one_of(build(s, VALID), build(s, ANY))
 
 
+def _timestamps() -> st.SearchStrategy:
+    """Unset, or any seconds and nanos: before 1970, past 9999, the window's bounds reversed."""
+    return st.none() | st.builds(timestamp_pb2.Timestamp, seconds=st.integers(-(2**40), 2**40),
+                                 nanos=st.integers(0, 999_999_999))
+
+
+def _comparison_requests(s, f) -> st.SearchStrategy:
+    return st.builds(
+        analytics_pb2.ComparePromptVersionsRequest, name=f.name(s), view=st.integers(0, 3),
+        start_time=_timestamps(), end_time=_timestamps(),
+        baseline_version=st.none() | st.integers(-3, 5), confidence_level=st.floats(allow_nan=True),
+    )
+
+
 RPCS = [
     Rpc("CreatePromptVersion", "PromptService", prompts_pb2.CreatePromptVersionRequest, "write",
         _both(lambda s, f: st.builds(
@@ -482,7 +502,14 @@ RPCS = [
         lambda s: streams(analytics_pb2.StreamUsageRequest, "records", lambda f: f.usage(s)),
         _summary_adds_up("StreamUsage", "records", "usage_link")),
     Rpc("ComparePromptVersions", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "read",
-        _both(lambda s, f: st.builds(analytics_pb2.ComparePromptVersionsRequest, name=f.name(s)))),
+        _both(lambda s, f: _comparison_requests(s, f))),
+    Rpc("GetVersionTimeSeries", "AnalyticsService", analytics_pb2.GetVersionTimeSeriesRequest, "read",
+        _both(lambda s, f: st.builds(
+            analytics_pb2.GetVersionTimeSeriesRequest, name=f.name(s), start_time=_timestamps(),
+            end_time=_timestamps(), granularity=st.integers(-1, 3),
+        ))),
+    Rpc("WatchComparison", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "watch",
+        _both(lambda s, f: _comparison_requests(s, f))),
 ]
 
 
@@ -507,6 +534,12 @@ class Outcome:
 def call(s: Seeded, rpc: Rpc, request, channel: grpc.Channel) -> Outcome:
     method = rpc.stub_method(channel)
     try:
+        if rpc.kind == "watch":  # a server stream: its first message, then cancelled
+            stream = method(request, timeout=TIMEOUT, metadata=s.metadata)
+            try:
+                return Outcome(C.OK, next(stream), None)
+            finally:
+                stream.cancel()
         arg = iter(request) if rpc.kind == "stream" else request
         return Outcome(C.OK, method(arg, timeout=TIMEOUT, metadata=s.metadata), None)
     except grpc.RpcError as error:
@@ -576,7 +609,7 @@ def test_arbitrary_requests_get_ok_or_a_client_error_and_rejections_change_nothi
             after = s.state()
             if outcome.code != C.OK and _partly_stored(rpc, request):
                 return
-            if outcome.code != C.OK or rpc.kind == "read":
+            if outcome.code != C.OK or rpc.kind in ("read", "watch"):
                 assert after == before, (rpc.name, outcome.code)
             elif rpc.check_ok is not None:
                 rpc.check_ok(request, outcome.response, before, after)
