@@ -13,6 +13,7 @@ per chunk on both backends (psycopg2's executemany is a round trip per row).
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import lru_cache
 
 from ..models import (
@@ -94,8 +95,15 @@ def checkpoint_of(row: Sequence) -> Checkpoint:
 
 
 def time_value(value):
-    # SQLite hands timestamps back as text, PostgreSQL as datetimes.
-    return Observation.event_time.python_value(value) if isinstance(value, str) else value
+    # SQLite hands timestamps back as text, PostgreSQL as datetimes. The text
+    # is ISO 8601 with a space: fromisoformat, in C, is many times faster
+    # than peewee's strptime formats, and a window's edge reads many.
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return Observation.event_time.python_value(value)
 
 
 def signals_of(kind, success, cost, duration, input_tokens=None, output_tokens=None, event_time=None,
