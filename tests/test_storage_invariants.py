@@ -308,6 +308,11 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
             pa.create_prompt_version("replicas", "one")
             pa.create_prompt_version("replicas", "two")
             traces, usage, outcomes = _workload("replicas", n)
+            # Spread over ten hours, so that both replicas' folds fill buckets.
+            base = datetime.datetime(2026, 11, 2)
+            ends = [base + datetime.timedelta(seconds=(i * 7919) % 36_000, microseconds=i) for i in range(n)]
+            for outcome, end in zip(outcomes, ends, strict=True):
+                outcome.end_time.FromDatetime(end)
             # A second span per trace for some: links that must not count twice.
             usage += [usage_record("replicas", 1 + i % 2, traces[i], "child") for i in range(0, n, 5)]
             barrier = threading.Barrier(4)
@@ -339,6 +344,16 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
                 assert sa.recorded + sb.recorded == total, kind
                 assert sa.duplicates + sb.duplicates == total, kind
             from_a, from_b = comparison_snapshot(pa, "replicas"), comparison_snapshot(pb, "replicas")
+            low = base + datetime.timedelta(hours=2, minutes=30)
+            high = base + datetime.timedelta(hours=7, minutes=15)
+            windowed = [
+                [(m.version, m.total_traces, m.outcome_count, m.success_count, m.p95_latency_ms)
+                 for m in pg.compare_prompt_versions("replicas", start_time=low, end_time=high).versions]
+                for pg in (pa, pb)
+            ]
+        assert windowed[0] == windowed[1]
+        inside = [sum(1 for i in range(k, n, 2) if low <= ends[i] < high) for k in (0, 1)]
+        assert [(row[1], row[2]) for row in windowed[0]] == [(c, c) for c in inside]
         assert from_a == from_b
         assert [row[:5] for row in from_a] == _expected("replicas", n)
         (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]
