@@ -57,7 +57,8 @@ def test_a_root_span_is_its_traces_outcome():
         input_tokens=1200, output_tokens=340,
         end_time=datetime(2026, 1, 1, 0, 0, 1, 234500),
     )
-    assert mapped.outcome.fields() == (t.hex(), True, 0.0125, 1234.5)
+    ended = datetime(2026, 1, 1, 0, 0, 1, 234500)
+    assert mapped.outcome.fields() == (t.hex(), True, 0.0125, 1234.5, 1200, 340, ended)
 
 
 def test_a_root_span_with_the_link_attributes_is_both_link_and_outcome():

@@ -65,7 +65,10 @@ class SqliteStore(SqlStore):
         ).fetchall():
             self.execute(f'DROP INDEX "{index}"')
         db.create_tables([model])
-        columns = cols(model._meta.sorted_fields)
+        # Only the columns the old table has: a later migration adds the
+        # rest (and SQLite would read a missing "name" as a string literal).
+        have = {row[1] for row in self.execute(f'PRAGMA table_info("{old}")').fetchall()}
+        columns = cols([f for f in model._meta.sorted_fields if f.column_name in have])
         self.execute(f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM "{old}"')
         self.execute(f'DROP TABLE "{old}"')
 
