@@ -154,8 +154,13 @@ def bulk_load(raw: Raw, account_id: int, version_ids: list[str], outcomes: list[
               chunk: int = 10_000) -> None:
     """Traces linked to the versions in turn, each with its outcome: the rows the
     server writes (trace, link, a linked and an outcome observation), loaded
-    set-wise, a version's chunk at a time, so observation ids rise as they would."""
+    set-wise, a version's chunk at a time, so observation ids rise as they would.
+    The runs ended over the past six and a half days (scattered, not in id
+    order; half a day short of the week that the benchmark's windowed compare
+    covers a little later), and were linked after their outcome: both
+    observations count at the run's end."""
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    week = 6 * 86_400 + 43_200
     p = raw.param
     cursor = raw.conn.cursor()
     per_version = [outcomes[i :: len(version_ids)] for i in range(len(version_ids))]
@@ -166,25 +171,29 @@ def bulk_load(raw: Raw, account_id: int, version_ids: list[str], outcomes: list[
                 continue
             raw.begin()
             (low,) = raw.one("SELECT COALESCE(MAX(id), 0) FROM trace")
-            values = [(account_id, t, True, ok, cost, ms, now) for t, ok, cost, ms in rows]
-            columns = (
-                "(account_id, trace_id, has_outcome, success, total_cost_usd, duration_ms, outcome_time)"
-            )
+            values = [
+                (account_id, t, True, ok, cost, ms, now,
+                 now - datetime.timedelta(seconds=1 + (first + i) * 7919 % week, microseconds=i))
+                for i, (t, ok, cost, ms) in enumerate(rows)
+            ]
+            columns = ("(account_id, trace_id, has_outcome, success, total_cost_usd, duration_ms, "
+                       "outcome_time, end_time)")
             if raw.postgres:
                 raw._values(cursor, f"INSERT INTO trace {columns} VALUES %s", values, page_size=chunk)
             else:
-                cursor.executemany(f"INSERT INTO trace {columns} VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+                cursor.executemany(f"INSERT INTO trace {columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
             mine = f"FROM trace WHERE account_id = {p} AND id > {p} ORDER BY id"
             cursor.execute(
                 "INSERT INTO usage_link (version_id, trace_id, span_id, create_time) "
                 f"SELECT {p}, id, '', {p} {mine}", (vid, now, account_id, low),
             )
             cursor.execute(
-                "INSERT INTO observation (version_id, trace_id, kind, success, total_cost_usd, duration_ms) "
-                f"SELECT {p}, id, 1, NULL, NULL, NULL {mine}", (vid, account_id, low),
+                "INSERT INTO observation (version_id, trace_id, kind, success, total_cost_usd, duration_ms, "
+                f"event_time) SELECT {p}, id, 1, NULL, NULL, NULL, end_time {mine}", (vid, account_id, low),
             )
             cursor.execute(
-                "INSERT INTO observation (version_id, trace_id, kind, success, total_cost_usd, duration_ms) "
-                f"SELECT {p}, id, 2, success, total_cost_usd, duration_ms {mine}", (vid, account_id, low),
+                "INSERT INTO observation (version_id, trace_id, kind, success, total_cost_usd, duration_ms, "
+                f"event_time) SELECT {p}, id, 2, success, total_cost_usd, duration_ms, end_time {mine}",
+                (vid, account_id, low),
             )
             raw.conn.commit()

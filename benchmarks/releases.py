@@ -2,7 +2,7 @@
 
 Issue 14's figures, on real `promptgauge serve` processes on loopback:
 
-- (g) feed delay: two replicas on one database, a WatchPrompts stream on
+- (h) feed delay: two replicas on one database, a WatchPrompts stream on
   replica B, 100 ActivatePromptVersion calls through replica A; the delay is
   from the moment A's call returned to the moment B's watcher received the
   state (0 when it arrived first). Target on PostgreSQL: p99 < 100 ms.
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="promptgauge-bench-") as tmp, \
             _database(args.backend, Path(tmp), args.postgres_url, "releases") as url:
         key, _ = _new_account(url)
-        print("(g) feed delay ...", file=sys.stderr, flush=True)
+        print("(h) feed delay ...", file=sys.stderr, flush=True)
         feed = measure_feed_delay(url, key, args.activations)
         print("(c) unary, key cache off and on ...", file=sys.stderr, flush=True)
         unary = measure_unary(url, key, args.calls, args.rounds)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     met = "yes" if feed["p99_ms"] < 100 else "NO"
     print(f"{'figure':<52} {'value':<26} target")
     delay = f"p50 {feed['p50_ms']:.1f} / p99 {feed['p99_ms']:.1f} ms"
-    print(f"{'(g) feed delay, 100 activations A -> watcher on B':<52} {delay:<26} p99 < 100 ms: {met}")
+    print(f"{'(h) feed delay, 100 activations A -> watcher on B':<52} {delay:<26} p99 < 100 ms: {met}")
     for mode in ("off", "on"):
         u = unary[mode]
         rate = f"{u['rps']:.0f} req/s, ratio {u['ratio']:.2f}"

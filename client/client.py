@@ -1,6 +1,7 @@
 """PromptGaugeClient: typed calls with one deadline each, retried as the
 service config says, and status-coded errors."""
 
+import datetime
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from .retries import (
     with_retry_policy,
     without_retry_policies,
 )
+from .times import timestamp
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "NO_RETRY", "PromptGaugeClient", "PromptGaugeError", "RetryPolicy"]
 
@@ -63,7 +65,7 @@ def _unsent_reason(details: str) -> str | None:
 
 
 def _lower_first(text: str) -> str:
-    """"Connection refused" as a clause: "connection refused" (but "SSL ..." stays)."""
+    """ "Connection refused" as a clause: "connection refused" (but "SSL ..." stays)."""
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
@@ -377,9 +379,7 @@ class PromptGaugeClient:
         self, name: str, page_size: int = 0, page_token: str = ""
     ) -> prompts_pb2.ListPromptVersionsResponse:
         """One page of a prompt's versions, newest first."""
-        request = prompts_pb2.ListPromptVersionsRequest(
-            name=name, page_size=page_size, page_token=page_token
-        )
+        request = prompts_pb2.ListPromptVersionsRequest(name=name, page_size=page_size, page_token=page_token)
         return self._call(self.prompts.ListPromptVersions, request)
 
     def iter_prompt_versions(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptVersion]:
@@ -494,10 +494,21 @@ class PromptGaugeClient:
         success: bool | None = None,
         total_cost_usd: float | None = None,
         duration_ms: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        end_time: datetime.datetime | None = None,
     ) -> str:
-        """Record how a trace went; returns "recorded" or "duplicate"."""
+        """Record how a trace went; returns "recorded" or "duplicate".
+        `end_time` (aware, or naive UTC) places the run in time; unset, the
+        server's receipt time does."""
         outcome = analytics_pb2.TraceOutcome(
-            trace_id=trace_id, success=success, total_cost_usd=total_cost_usd, duration_ms=duration_ms
+            trace_id=trace_id,
+            success=success,
+            total_cost_usd=total_cost_usd,
+            duration_ms=duration_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            end_time=timestamp(end_time),
         )
         request = analytics_pb2.RecordTraceOutcomeRequest(outcome=outcome)
         return self._call(self.analytics.RecordTraceOutcome, request).status
@@ -550,11 +561,22 @@ class PromptGaugeClient:
         ).summary
 
     def compare_prompt_versions(
-        self, name: str, view: int = analytics_pb2.COMPARISON_VIEW_FULL
+        self,
+        name: str,
+        view: int = analytics_pb2.COMPARISON_VIEW_FULL,
+        *,
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+        baseline_version: int | None = None,
+        confidence_level: float = 0.0,
     ) -> analytics_pb2.ComparePromptVersionsResponse:
-        """Per-version traces, success rate, cost and latency, by version
-        ascending; `view` COMPARISON_VIEW_BASIC leaves the templates out."""
-        request = analytics_pb2.ComparePromptVersionsRequest(name=name, view=view)
+        """Per-version traces, success rate and its interval, cost, latency
+        and cost percentiles, tokens, and each version against the baseline
+        (the active version unless given), by version ascending; over
+        [start_time, end_time) of run end times when given (aware, or naive
+        UTC), else all time. `view` COMPARISON_VIEW_BASIC leaves the
+        templates out; `confidence_level` 0 means 0.95."""
+        request = comparison_request(name, view, start_time, end_time, baseline_version, confidence_level)
         return self._call(self.analytics.ComparePromptVersions, request)
 
     def export_traces(
@@ -566,6 +588,7 @@ class PromptGaugeClient:
         Not retried here: an exporter retries as OTLP says, and a re-export
         changes nothing."""
         return self._call(self.traces.Export, request, timeout, retry=False)
+
     # -- AgentService -----------------------------------------------------
 
     def create_agent_version(
@@ -630,6 +653,62 @@ class PromptGaugeClient:
         request = agents_pb2.CompareAgentVersionsRequest(agent=agent)
         return self._call(self.agents.CompareAgentVersions, request)
 
+    def get_version_time_series(
+        self,
+        name: str,
+        granularity: int = analytics_pb2.GRANULARITY_HOUR,
+        *,
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+    ) -> analytics_pb2.GetVersionTimeSeriesResponse:
+        """Per version, one bucket per hour (GRANULARITY_HOUR) or day
+        (GRANULARITY_DAY) with data in [start_time, end_time)."""
+        request = analytics_pb2.GetVersionTimeSeriesRequest(
+            name=name, granularity=granularity, start_time=timestamp(start_time), end_time=timestamp(end_time)
+        )
+        return self._call(self.analytics.GetVersionTimeSeries, request)
+
+    def watch_comparison(
+        self,
+        name: str,
+        view: int = analytics_pb2.COMPARISON_VIEW_FULL,
+        *,
+        start_time: datetime.datetime | None = None,
+        end_time: datetime.datetime | None = None,
+        baseline_version: int | None = None,
+        confidence_level: float = 0.0,
+        timeout: float | None = None,
+    ) -> Iterator[analytics_pb2.ComparePromptVersionsResponse]:
+        """The comparison now, then each time new data changes it (at most
+        once a second), until the iterator is closed or `timeout` seconds
+        (none by default: a watch lasts) pass. Errors raise PromptGaugeError."""
+        request = comparison_request(name, view, start_time, end_time, baseline_version, confidence_level)
+        call = self.analytics.WatchComparison(request, timeout=timeout, metadata=self._metadata)
+        try:
+            yield from call
+        except grpc.RpcError as rpc_error:
+            raise PromptGaugeError.from_rpc_error(rpc_error, self.target, timeout or 0) from None
+        finally:
+            call.cancel()
+
     def recorder(self, **kwargs) -> Recorder:
         """A Recorder that batches usage records and outcomes into streams."""
         return Recorder(self, **kwargs)
+
+
+def comparison_request(
+    name: str,
+    view: int,
+    start_time=None,
+    end_time=None,
+    baseline_version: int | None = None,
+    confidence_level: float = 0.0,
+) -> analytics_pb2.ComparePromptVersionsRequest:
+    return analytics_pb2.ComparePromptVersionsRequest(
+        name=name,
+        view=view,
+        start_time=timestamp(start_time),
+        end_time=timestamp(end_time),
+        baseline_version=baseline_version,
+        confidence_level=confidence_level,
+    )

@@ -8,6 +8,8 @@ from typing import Protocol
 
 from promptgauge.v1 import analytics_pb2
 
+from .times import timestamp
+
 MESSAGE_RECORDS = 500  # records per stream message: well under the server's limit
 
 
@@ -101,11 +103,17 @@ class Recorder:
         success: bool | None = None,
         total_cost_usd: float | None = None,
         duration_ms: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        end_time=None,
     ) -> None:
+        """Queue an outcome; `end_time` (a datetime, aware or naive UTC) is
+        when the run ended, unset meaning when the server receives it."""
         self._add(
             self._outcomes,
             analytics_pb2.TraceOutcome(
-                trace_id=trace_id, success=success, total_cost_usd=total_cost_usd, duration_ms=duration_ms
+                trace_id=trace_id, success=success, total_cost_usd=total_cost_usd, duration_ms=duration_ms,
+                input_tokens=input_tokens, output_tokens=output_tokens, end_time=timestamp(end_time),
             ),
         )
 

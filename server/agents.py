@@ -420,7 +420,9 @@ class AgentRegistry:
         rows = self.store.agent_comparison(caller.account_id, agent)
         if rows is None:
             raise NotFound(f"agent {agent!r} not found", field="agent", reason="AGENT_NOT_FOUND")
-        metrics = self.analytics.measure([version for _, version in rows])
+        # All time, with no baseline: the agent versions' own metrics.
+        versions = [version for _, version in rows]
+        metrics = self.analytics.compare_measured(versions, None, None, None, None, 0.95)
         return [
             AgentVersionMetrics(
                 label, m.total_traces, m.success_rate, m.avg_cost_usd, m.avg_latency_ms, m.p95_latency_ms

@@ -15,16 +15,19 @@ How each backend locks is its own (backends/).
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from . import validation
+from . import stats, validation
 from .accounts import Caller
-from .backends.base import Checkpoint, ComparedVersion, NewObservation, Store, Usage
+from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
 from .sketch import LatencySketch
-from .tally import OBSERVATION_OUTCOME, Signals, Tally
+from .sketch import quantiles as sketch_quantiles
+from .tally import OBSERVATION_OUTCOME, Signals, Tally, in_window
 
 log = logging.getLogger("promptgauge.analytics")
 
@@ -38,31 +41,70 @@ DUPLICATE = "duplicate"
 FOLD_AT = 200
 
 
+HOUR = timedelta(hours=1)
+# Up to this many values of a version in a window, its quantiles are exact
+# (stats.percentile_cont); past it, from the t-digests. Always below the
+# sketch's COMPRESS_AT, so those values are still held exactly.
+EXACT_QUANTILES_UP_TO = 1000
+DEFAULT_CONFIDENCE = 0.95
+
+
+def hour_floor(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(t: datetime) -> datetime:
+    floor = hour_floor(t)
+    return floor if floor == t else floor + HOUR
+
+
 @dataclass(frozen=True)
 class Outcome:
+    """How one run went: the one entry point of every ingestion path (the
+    streams, unary calls, OTLP). `end_time` None means "when received"."""
+
     trace_id: str
     success: bool | None
     total_cost_usd: float | None
     duration_ms: float | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    end_time: datetime | None = None  # naive UTC
 
     @classmethod
-    def checked(cls, trace_id: str, success, total_cost_usd, duration_ms) -> "Outcome":
+    def checked(
+        cls, trace_id: str, success, total_cost_usd, duration_ms, input_tokens=None, output_tokens=None,
+        end_time=None,
+    ) -> "Outcome":
         outcome = cls(
             validation.canonical_trace_id(trace_id),
             success,
             validation.check_amount(total_cost_usd, "total_cost_usd"),
             validation.check_amount(duration_ms, "duration_ms"),
+            validation.check_tokens(input_tokens, "input_tokens"),
+            validation.check_tokens(output_tokens, "output_tokens"),
+            validation.check_event_time(end_time, "end_time"),
         )
-        if success is None and total_cost_usd is None and duration_ms is None:
+        if success is None and total_cost_usd is None and duration_ms is None and (
+            input_tokens is None and output_tokens is None
+        ):
             raise InvalidArgument(
-                "an outcome must carry at least one of success, total_cost_usd, duration_ms",
+                "an outcome must carry at least one of success, total_cost_usd, duration_ms, "
+                "input_tokens, output_tokens",
                 field="outcome",
                 reason="EMPTY_OUTCOME",
             )
         return outcome
 
-    def signals(self) -> Signals:
-        return Signals(OBSERVATION_OUTCOME, self.success, self.total_cost_usd, self.duration_ms)
+    def signals(self, received: datetime | None = None) -> Signals:
+        return Signals(OBSERVATION_OUTCOME, self.success, self.total_cost_usd, self.duration_ms,
+                       self.input_tokens, self.output_tokens, self.end_time or received)
+
+    def same_as(self, stored: "Outcome") -> bool:
+        """Whether this outcome, sent again, repeats `stored`: an end time
+        left unset matches whatever receipt time was stored."""
+        mine, theirs = self.signals()[:6], stored.signals()[:6]
+        return mine == theirs and (self.end_time is None or self.end_time == stored.end_time)
 
 
 def checked_usage(prompt_name: str, prompt_version: int, trace_id: str, span_id: str | None) -> Usage:
@@ -76,6 +118,22 @@ Result = str | DomainError  # RECORDED, DUPLICATE, or why the record was rejecte
 
 
 @dataclass(frozen=True)
+class Significance:
+    """A version against the baseline: diffs are this version minus the
+    baseline; None where a test cannot be run (a side without the signal, or
+    with fewer than 2 values for a t-test)."""
+
+    baseline_version: int
+    success_rate_diff: float | None
+    success_rate_p_value: float | None
+    avg_cost_diff: float | None
+    avg_cost_p_value: float | None
+    avg_latency_diff: float | None
+    avg_latency_p_value: float | None
+    significant: bool
+
+
+@dataclass(frozen=True)
 class VersionMetrics:
     version: int
     template_text: str
@@ -84,6 +142,63 @@ class VersionMetrics:
     avg_cost_usd: float | None
     avg_latency_ms: float | None
     p95_latency_ms: float | None
+    p50_latency_ms: float | None = None
+    p90_latency_ms: float | None = None
+    p99_latency_ms: float | None = None
+    p50_cost_usd: float | None = None
+    p95_cost_usd: float | None = None
+    avg_input_tokens: float | None = None
+    avg_output_tokens: float | None = None
+    total_cost_usd: float = 0.0
+    success_count: int = 0
+    outcome_count: int = 0
+    success_rate_interval: tuple[float, float] | None = None
+    vs_baseline: Significance | None = None
+    is_active: bool = False
+    is_baseline: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesBucket:
+    start_time: datetime
+    total_traces: int
+    success_rate: float | None
+    avg_cost_usd: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+
+
+@dataclass
+class _Measure:
+    """What a version has in a window, gathered from checkpoints, buckets
+    and rows: counters, and the latency and cost distributions as sketch
+    points (exact values while a sketch holds few) plus loose values."""
+
+    tally: Tally = field(default_factory=Tally)
+    durations: list = field(default_factory=list)  # (mean, count) points
+    costs: list = field(default_factory=list)
+
+    def add_sketches(self, tally: Tally, sketch: bytes | None, cost_sketch: bytes | None) -> None:
+        self.tally.merge(tally)
+        self.durations += LatencySketch.from_bytes(sketch).centroids
+        self.costs += LatencySketch.from_bytes(cost_sketch).centroids
+
+    def add_signals(self, signals: Signals, moved: int = 0) -> None:
+        duration = self.tally.add(signals)
+        self.tally.total_traces += moved
+        if duration is not None:
+            self.durations.append((duration, 1.0))
+        if signals.kind == OBSERVATION_OUTCOME and signals.total_cost_usd is not None:
+            self.costs.append((signals.total_cost_usd, 1.0))
+
+    def quantiles(self, which: str, qs: Sequence[float]) -> list[float | None]:
+        points = self.durations if which == "duration" else self.costs
+        if not points:
+            return [None] * len(qs)
+        if len(points) <= EXACT_QUANTILES_UP_TO and all(count == 1.0 for _, count in points):
+            values = sorted(mean for mean, _ in points)
+            return [stats.percentile_cont(values, q, presorted=True) for q in qs]
+        return sketch_quantiles(points, qs)
 
 
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
@@ -123,19 +238,21 @@ class Analytics:
         if not valid:
             return results
         store = self.store
+        now = utcnow()
         with store.transaction():
             traces, created = store.lock_traces(caller.account_id, [o.trace_id for _, o in valid])
             new: dict[int, Outcome] = {}
             for i, outcome in valid:
                 row = traces[outcome.trace_id]
                 stored = new.get(row.id) or (
-                    Outcome(row.trace_id, row.success, row.total_cost_usd, row.duration_ms)
+                    Outcome(row.trace_id, row.success, row.total_cost_usd, row.duration_ms, row.input_tokens,
+                            row.output_tokens, row.end_time)
                     if row.has_outcome
                     else None
                 )
                 if stored is None:
                     new[row.id] = outcome
-                elif stored.signals() == outcome.signals():
+                elif outcome.same_as(stored):
                     results[i] = DUPLICATE
                 else:
                     results[i] = AlreadyExists(
@@ -145,12 +262,16 @@ class Analytics:
                         field="trace_id",
                         reason="OUTCOME_CONFLICT",
                     )
-            store.set_outcomes([(pk, o.signals()) for pk, o in new.items()], utcnow())
+            store.set_outcomes([(pk, o.signals(now)) for pk, o in new.items()], now)
             # A trace created by this batch has no links to look up.
             created_pks = {traces[t].id for t in created}
             linked = store.linked_versions([pk for pk in new if pk not in created_pks])
+            # Its link counted the trace at the link's time: the outcome moves
+            # it to its end time (tally.in_window).
             due = store.append_observations(
-                [NewObservation(vid, pk, new[pk].signals()) for vid, pk in linked], self.fold_at
+                [NewObservation(vid, pk, new[pk].signals(now)._replace(link_time=first))
+                 for vid, pk, first in linked],
+                self.fold_at,
             )
         self._fold_or_defer(due, defer_folds)
         return results
@@ -214,49 +335,182 @@ class Analytics:
 
     # -- aggregation --------------------------------------------------------
 
-    def compare(self, caller: Caller, name: str) -> list[VersionMetrics]:
-        """Metrics of every version of a prompt, by version ascending."""
+    def compare(
+        self,
+        caller: Caller,
+        name: str,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        baseline_version: int | None = None,
+        confidence_level: float = 0.0,
+    ) -> list[VersionMetrics]:
+        """Metrics of every version of a prompt, by version ascending, over
+        the half-open window [start_time, end_time) of event time (None:
+        unbounded), each against the baseline (the active version unless
+        given) at the confidence level (0 means 0.95)."""
         validation.check_name(name)
-        # One statement for the prompt, its versions and their checkpoints,
-        # one for the tails after the checkpoints as read there.
-        versions = self.store.comparison(caller.account_id, name)
-        if versions is None:
+        confidence = check_confidence(confidence_level)
+        check_window(start_time, end_time)
+        if baseline_version is not None:
+            validation.check_version(baseline_version, "baseline_version")
+        # One statement for the prompt, its versions and their checkpoints.
+        compared = self.store.comparison(caller.account_id, name)
+        if compared is None:
             raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
-        return self.measure(versions)
-
-    def measure(self, versions: list[ComparedVersion]) -> list[VersionMetrics]:
-        """Metrics of versions (of a prompt or of an agent) from their
-        checkpoints as read and the tails after them, in the given order."""
-        checkpoints = {v.id: v.checkpoint for v in versions if v.checkpoint is not None}
-        tallies = {vid: cp.tally.copy() for vid, cp in checkpoints.items()}
-        durations: dict = {vid: [] for vid in checkpoints}
-        tail_sizes: dict = dict.fromkeys(checkpoints, 0)
-        if checkpoints:
-            # Observations are append-only, so the tail after each checkpoint
-            # as read above stays right even if a fold commits meanwhile.
-            after = [(vid, cp.last_observation_id) for vid, cp in checkpoints.items()]
-            for vid, signals in self.store.tails(after):
-                tail_sizes[vid] += 1
-                duration = tallies[vid].add(signals)
-                if duration is not None:
-                    durations[vid].append(duration)
-        metrics = []
-        for v in versions:
-            tally = tallies.get(v.id, Tally())
-            sketch = LatencySketch.from_bytes(v.checkpoint.sketch if v.checkpoint else None)
-            metrics.append(
-                VersionMetrics(
-                    version=v.version,
-                    template_text=v.template_text,
-                    total_traces=tally.total_traces,
-                    success_rate=tally.success_rate,
-                    avg_cost_usd=tally.avg_cost_usd,
-                    avg_latency_ms=tally.avg_latency_ms,
-                    p95_latency_ms=sketch.quantile(0.95, durations.get(v.id, ())),
-                )
+        versions, active = compared
+        if baseline_version is not None and baseline_version not in {v.version for v in versions}:
+            raise NotFound(
+                f"baseline_version {baseline_version}: prompt {name!r} has no such version",
+                field="baseline_version",
+                reason="VERSION_NOT_FOUND",
             )
+        return self.compare_measured(versions, active, start_time, end_time, baseline_version, confidence)
+
+    def compare_measured(
+        self,
+        versions: Sequence[ComparedVersion],
+        active: int | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        baseline_version: int | None,
+        confidence: float,
+    ) -> list[VersionMetrics]:
+        """The comparison of any measured versions (a prompt's, or an agent's:
+        their ids key the same observations, checkpoints and buckets), each
+        with its checkpoint as read (None: read here), checked arguments."""
+        checkpoints = {v.id: v.checkpoint for v in versions}
+        missing = [vid for vid, cp in checkpoints.items() if cp is None]
+        if missing:
+            checkpoints.update(self.store.checkpoints(missing))
+        measures = self.measure([v.id for v in versions], checkpoints, start_time, end_time)
+        baseline = baseline_version if baseline_version is not None else active
+        return _metrics(versions, active, measures, baseline, confidence)
+
+    def measure(self, version_ids: Sequence, checkpoints: dict, start: datetime | None,
+                end: datetime | None) -> dict:
+        """What each measured version (a prompt's or an agent's) has in the
+        window: a _Measure per version id. `checkpoints` are as read with
+        the versions (Store.comparison); the work grows with the versions
+        and the window's hours, never with the traces behind them."""
+        checkpoints = {vid: cp for vid, cp in checkpoints.items() if cp is not None}
+        if start is None and end is None:
+            measures, tail_sizes = self._all_time(checkpoints)
+        else:
+            measures, tail_sizes = self._windowed(version_ids, checkpoints, start, end)
         self._fold_if_due({vid for vid, n in tail_sizes.items() if n >= self.fold_at}, counted=True)
-        return metrics
+        return {vid: measures.get(vid, _Measure()) for vid in version_ids}
+
+    def _all_time(self, checkpoints: dict) -> tuple[dict, dict]:
+        measures = {}
+        for vid, cp in checkpoints.items():
+            measures[vid] = _Measure()
+            measures[vid].add_sketches(cp.tally, cp.sketch, cp.cost_sketch)
+        tail_sizes = self._add_tails(measures, checkpoints, None, None)
+        return measures, tail_sizes
+
+    def _add_tails(self, measures: dict, checkpoints: dict, start, end) -> dict:
+        """Add the observations after each checkpoint (as read) that count in
+        [start, end); return each version's tail size. Observations are
+        append-only, so that tail stays right even if a fold commits
+        meanwhile."""
+        tail_sizes: dict = dict.fromkeys(checkpoints, 0)
+        if not checkpoints:
+            return tail_sizes
+        after = [(vid, cp.last_observation_id) for vid, cp in checkpoints.items()]
+        for vid, signals in self.store.tails(after):
+            tail_sizes[vid] += 1
+            here, moved = in_window(signals, start, end)
+            if here:
+                measures[vid].add_signals(signals, moved)
+            elif moved:
+                measures[vid].tally.total_traces += moved
+        return tail_sizes
+
+    def _windowed(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
+        """Whole hours from the buckets (plus the tails after the checkpoints),
+        and the partial hours at either edge exactly, from the observation
+        rows whose times fall in them."""
+        middle_from = hour_ceil(start) if start is not None else None
+        middle_to = hour_floor(end) if end is not None else None
+        edges = []
+        if middle_from is not None and middle_to is not None and middle_from > middle_to:
+            edges.append((start, end))  # inside one hour: no whole hour at all
+            middle = None
+        else:
+            middle = (middle_from, middle_to)
+            if start is not None and start < middle_from:
+                edges.append((start, middle_from))
+            if end is not None and middle_to < end:
+                edges.append((middle_to, end))
+        measures = {vid: _Measure() for vid in version_ids}
+        tail_sizes: dict = {}
+        if middle is not None and middle[0] != middle[1]:
+            buckets, checkpoints = self._buckets(checkpoints, *middle)
+            for bucket in buckets:
+                measures[bucket.version_id].add_sketches(bucket.tally, bucket.sketch, bucket.cost_sketch)
+            tail_sizes = self._add_tails(measures, checkpoints, *middle)
+        for low, high in edges:
+            for vid, signals in self.store.observations_between(version_ids, low, high):
+                here, moved = in_window(signals, low, high)
+                if here:
+                    measures[vid].add_signals(signals, moved)
+                elif moved:
+                    measures[vid].tally.total_traces += moved
+        return measures, tail_sizes
+
+    def _buckets(self, checkpoints: dict, start, end) -> tuple[list[Bucket], dict]:
+        """The buckets of these versions in [start, end), and the checkpoints
+        they go with. A fold that commits between reading a checkpoint and its
+        buckets would count its rows twice (in a bucket and in the tail), so
+        the checkpoints are read again after the buckets, and it all again in
+        the rare case a fold came in between (one every FOLD_AT rows)."""
+        ids = list(checkpoints)
+        for _ in range(10):
+            buckets = self.store.buckets(ids, start, end)
+            folded = self.store.last_folded(ids)
+            if all(folded.get(vid) == cp.last_observation_id for vid, cp in checkpoints.items()):
+                return buckets, checkpoints
+            checkpoints = self.store.checkpoints(ids)
+        raise RuntimeError("checkpoints kept moving while a comparison read them; try again")
+
+    def time_series(
+        self, caller: Caller, name: str, start: datetime | None, end: datetime | None, period: timedelta
+    ) -> list[tuple[int, list[SeriesBucket]]]:
+        """Per version, one bucket per period (an hour or a day, aligned to
+        UTC) that has data in [start, end), widened to whole hours: [(version,
+        buckets)] by version ascending."""
+        validation.check_name(name)
+        check_window(start, end)
+        compared = self.store.comparison(caller.account_id, name)
+        if compared is None:
+            raise NotFound(f"prompt {name!r} not found", field="name", reason="PROMPT_NOT_FOUND")
+        versions, _ = compared
+        low = hour_floor(start) if start is not None else None
+        high = hour_ceil(end) if end is not None else None
+        checkpoints = {v.id: v.checkpoint for v in versions if v.checkpoint is not None}
+        buckets, checkpoints = self._buckets(checkpoints, low, high) if checkpoints else ([], {})
+        periods: dict = defaultdict(_Measure)  # (version id, period start) -> _Measure
+
+        def period_of(t: datetime) -> datetime:
+            return _period_start(t, period)
+
+        for bucket in buckets:
+            periods[bucket.version_id, period_of(bucket.start_time)].add_sketches(
+                bucket.tally, bucket.sketch, bucket.cost_sketch
+            )
+        after = [(vid, cp.last_observation_id) for vid, cp in checkpoints.items()]
+        for vid, signals in self.store.tails(after) if after else ():
+            moved = signals.link_time is not None
+            if signals.event_time is not None and in_window(signals, low, high)[0]:
+                periods[vid, period_of(signals.event_time)].add_signals(signals, int(moved))
+            if moved and in_window(signals._replace(event_time=signals.link_time), low, high)[0]:
+                periods[vid, period_of(signals.link_time)].tally.total_traces -= 1
+        out = []
+        for v in versions:
+            mine = sorted((t, m) for (vid, t), m in periods.items() if vid == v.id)
+            with_data = [(t, m) for t, m in mine if m.tally.total_traces or m.tally.outcome_n]
+            out.append((v.version, [_series_bucket(t, m) for t, m in with_data]))
+        return out
 
     # -- checkpoints --------------------------------------------------------
 
@@ -281,18 +535,63 @@ class Analytics:
     def fold(self, version_id, limit: int = 100_000) -> int:
         """Fold up to `limit` observations into a version's checkpoint; return how many."""
         store = self.store
-        with store.transaction():
-            cp = store.lock_checkpoint(version_id)
-            rows = store.tail(version_id, cp.last_observation_id, limit) if cp else []
-            if not rows:
-                return 0
-            tally = cp.tally.copy()
-            durations = tally.add_all(signals for _, signals in rows)
-            sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
-            # Guarded by the last folded id: a checkpoint moved by anyone else
-            # since it was read is left alone, never folded twice.
-            folded = Checkpoint(rows[-1][0], tally, sketch.to_bytes())
-            return len(rows) if store.advance_checkpoint(version_id, cp.last_observation_id, folded) else 0
+        try:
+            with store.transaction():
+                cp = store.lock_checkpoint(version_id)
+                rows = store.tail(version_id, cp.last_observation_id, limit) if cp else []
+                if not rows:
+                    return 0
+                measure = _Measure()
+                measure.tally = cp.tally.copy()
+                signals = [s for _, s in rows]
+                for observation in signals:
+                    measure.add_signals(observation)
+                durations = [mean for mean, _ in measure.durations]
+                costs = [mean for mean, _ in measure.costs]
+                sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
+                cost_sketch = LatencySketch.from_bytes(cp.cost_sketch).add(costs)
+                store.store_buckets(self._folded_buckets(version_id, signals))
+                # Guarded by the last folded id: a checkpoint moved by anyone
+                # else since it was read is left alone, and the buckets written
+                # above roll back with it: never folded twice.
+                folded = Checkpoint(rows[-1][0], measure.tally, sketch.to_bytes(), cost_sketch.to_bytes())
+                if not store.advance_checkpoint(version_id, cp.last_observation_id, folded):
+                    raise _Overtaken
+                return len(rows)
+        except _Overtaken:
+            return 0
+
+    def _folded_buckets(self, version_id, signals: Sequence[Signals]) -> list[Bucket]:
+        """The buckets of `version_id` with these observations (in id order)
+        folded in, each into the hour of its event time; an outcome that moved
+        its trace takes it out of its link's hour."""
+        added: dict[datetime, list[Signals]] = defaultdict(list)
+        moved: dict[datetime, int] = defaultdict(int)
+        for observation in signals:
+            if observation.event_time is None:
+                continue
+            hour = hour_floor(observation.event_time)
+            added[hour].append(observation)
+            if observation.link_time is not None:
+                moved[hour] += 1
+                moved[hour_floor(observation.link_time)] -= 1
+        hours = sorted(set(added) | {h for h, n in moved.items() if n})
+        if not hours:
+            return []
+        stored = {b.start_time: b for b in self.store.buckets([version_id], hours[0], hours[-1] + HOUR)}
+        out = []
+        for hour in hours:
+            old = stored.get(hour) or Bucket(version_id, hour, Tally(), None, None)
+            measure = _Measure()
+            measure.tally = old.tally.copy()
+            for observation in added.get(hour, ()):
+                measure.add_signals(observation)
+            measure.tally.total_traces += moved.get(hour, 0)
+            out.append(Bucket(
+                version_id, hour, measure.tally,
+                _added(old.sketch, measure.durations), _added(old.cost_sketch, measure.costs),
+            ))
+        return out
 
     def rebuild(self, version_id, step: int = 10_000) -> None:
         """Recompute a version's checkpoint from its observations alone: the
@@ -303,3 +602,123 @@ class Analytics:
             self.store.reset_checkpoint(version_id)
         while self.fold(version_id, step):
             pass
+
+
+class _Overtaken(Exception):
+    """A fold found its checkpoint moved by another: its work is rolled back."""
+
+
+def _added(sketch: bytes | None, points: list) -> bytes | None:
+    if not points:
+        return sketch
+    return LatencySketch.from_bytes(sketch).add(mean for mean, _ in points).to_bytes()
+
+
+def check_confidence(value: float) -> float:
+    """A confidence level: 0 means 0.95; else strictly between 0 and 1."""
+    if value == 0:
+        return DEFAULT_CONFIDENCE
+    if not 0 < value < 1:  # NaN fails too
+        raise InvalidArgument(
+            f"confidence_level must be between 0 and 1 (exclusive), or 0 for 0.95; got {value}",
+            field="confidence_level",
+            reason="INVALID_CONFIDENCE_LEVEL",
+        )
+    return value
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and start >= end:
+        raise InvalidArgument(
+            f"start_time ({start.isoformat()}Z) must be before end_time ({end.isoformat()}Z)",
+            field="start_time",
+            reason="EMPTY_WINDOW",
+        )
+
+
+def _period_start(t: datetime, period: timedelta) -> datetime:
+    hour = hour_floor(t)
+    return hour if period <= HOUR else hour.replace(hour=0)
+
+
+def _series_bucket(start: datetime, m: _Measure) -> SeriesBucket:
+    p50, p95 = m.quantiles("duration", (0.5, 0.95))
+    return SeriesBucket(
+        start_time=start,
+        total_traces=m.tally.total_traces,
+        success_rate=m.tally.success_rate,
+        avg_cost_usd=m.tally.avg_cost_usd,
+        p50_latency_ms=p50,
+        p95_latency_ms=p95,
+    )
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _metrics(versions, active: int | None, measures: dict, baseline: int | None,
+             confidence: float) -> list[VersionMetrics]:
+    """Each version's metrics, and its significance against the baseline:
+    p-values of each test Holm-corrected over the versions compared, and a
+    version significant when any of its corrected tests rejects."""
+    by_version = {v.version: measures[v.id] for v in versions}
+    base = by_version.get(baseline) if baseline is not None else None
+    others = [v.version for v in versions if base is not None and v.version != baseline]
+    tests: dict[int, tuple] = {}
+    for number in others:
+        t, b = by_version[number].tally, base.tally
+        tests[number] = (
+            stats.two_proportion_p_value(t.success_true, t.success_n, b.success_true, b.success_n),
+            stats.welch_p_value(stats.Moments(t.cost_n, t.cost_sum, t.cost_squares),
+                                stats.Moments(b.cost_n, b.cost_sum, b.cost_squares)),
+            stats.welch_p_value(stats.Moments(t.duration_n, t.duration_sum, t.duration_squares),
+                                stats.Moments(b.duration_n, b.duration_sum, b.duration_squares)),
+        )
+    alpha = 1 - confidence
+    rejected = [stats.holm_reject([tests[n][k] for n in others], alpha) for k in range(3)]
+    significant = {n: any(rejected[k][i] for k in range(3)) for i, n in enumerate(others)}
+    out = []
+    for v in versions:
+        m = by_version[v.version]
+        t = m.tally
+        p50, p90, p95, p99 = m.quantiles("duration", (0.5, 0.9, 0.95, 0.99))
+        cost50, cost95 = m.quantiles("cost", (0.5, 0.95))
+        vs = None
+        if v.version in tests:
+            b = base.tally
+            p_success, p_cost, p_latency = tests[v.version]
+            vs = Significance(
+                baseline_version=baseline,
+                success_rate_diff=_diff(t.success_rate, b.success_rate),
+                success_rate_p_value=p_success,
+                avg_cost_diff=_diff(t.avg_cost_usd, b.avg_cost_usd),
+                avg_cost_p_value=p_cost,
+                avg_latency_diff=_diff(t.avg_latency_ms, b.avg_latency_ms),
+                avg_latency_p_value=p_latency,
+                significant=significant[v.version],
+            )
+        out.append(VersionMetrics(
+            version=v.version,
+            template_text=v.template_text,
+            total_traces=t.total_traces,
+            success_rate=t.success_rate,
+            avg_cost_usd=t.avg_cost_usd,
+            avg_latency_ms=t.avg_latency_ms,
+            p95_latency_ms=p95,
+            p50_latency_ms=p50,
+            p90_latency_ms=p90,
+            p99_latency_ms=p99,
+            p50_cost_usd=cost50,
+            p95_cost_usd=cost95,
+            avg_input_tokens=t.avg_input_tokens,
+            avg_output_tokens=t.avg_output_tokens,
+            total_cost_usd=t.cost_sum,
+            success_count=t.success_true,
+            outcome_count=t.outcome_n,
+            success_rate_interval=stats.wilson_interval(t.success_true, t.success_n, confidence),
+            vs_baseline=vs,
+            is_active=v.version == active,
+            is_baseline=base is not None and v.version == baseline,
+        ))
+    return out

@@ -16,7 +16,6 @@ how to fix it, never a traceback, and an exit code:
 import argparse
 import json
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -27,8 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from peewee import PeeweeException
-
-from promptgauge.client import PromptGaugeError
 
 from . import accounts, storage
 from .diagnose import bind_problem, explain_bind_error, explain_database_error
@@ -279,37 +276,6 @@ def cmd_keys_revoke(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
-    from promptgauge.client import PromptGaugeClient
-    from promptgauge.client.client import NO_RETRY
-    from promptgauge.client.format import comparison_table
-
-    target = args.target or os.environ.get("PROMPTGAUGE_TARGET") or DEFAULT_TARGET
-    source = "--target" if args.target else "PROMPTGAUGE_TARGET"
-    # HOST:PORT is checked here; gRPC's other target forms (dns:///..., unix:...) go as given.
-    if "://" not in target and not target.startswith(("unix:", "ipv4:", "ipv6:")):
-        try:
-            split_host_port(target)
-        except ValueError as error:
-            raise UsageError(f"{source}={target}: {error}") from None
-    api_key = args.api_key or os.environ.get("PROMPTGAUGE_API_KEY")
-    if not api_key:
-        raise UsageError("give --api-key or set PROMPTGAUGE_API_KEY")
-    # One try: a person at the terminal wants the reason now, not after retries.
-    with PromptGaugeClient(target, api_key, retry=NO_RETRY) as pg:
-        try:
-            print(comparison_table(pg.compare_prompt_versions(args.name)))
-        except PromptGaugeError as error:
-            if error.code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") and not error.reason:
-                # No reason from a promptgauge server: the call never reached one.
-                raise CommandError(
-                    f"no promptgauge server answers at --target={target} ({error.message}): "
-                    "start `promptgauge serve` there, or fix --target"
-                ) from None
-            raise CommandError(str(error)) from None
-    return 0
-
-
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -352,17 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     kr.set_defaults(run=cmd_keys_revoke)
 
-    compare = commands.add_parser("compare", help="print a prompt's per-version metrics as a table")
-    compare.add_argument("name")
-    compare.add_argument(
-        "--target",
-        help=f"server address HOST:PORT (env PROMPTGAUGE_TARGET; default {DEFAULT_TARGET})",
-    )
-    compare.add_argument("--api-key", help="API key (env PROMPTGAUGE_API_KEY)")
-    compare.set_defaults(run=cmd_compare)
-
     # Imported here: that module takes CommandError and UsageError from this one.
-    from .remote_commands import add_commands
+    from .remote_commands import add_commands, add_compare_arguments, cmd_compare
+
+    compare = commands.add_parser(
+        "compare",
+        help="print a prompt's per-version metrics, intervals and significance against a baseline",
+    )
+    add_compare_arguments(compare)
+    compare.set_defaults(run=cmd_compare)
 
     add_commands(commands)
 

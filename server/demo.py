@@ -1,5 +1,6 @@
 """`promptgauge demo`: a walk-through on a fresh temporary SQLite database."""
 
+import datetime
 import random
 import sys
 import tempfile
@@ -7,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from promptgauge.client import PromptGaugeClient
-from promptgauge.client.format import comparison_table
+from promptgauge.client.format import comparison_table, verdict
 from promptgauge.v1 import agents_pb2, analytics_pb2
 
 from . import accounts, storage
@@ -29,7 +30,9 @@ PROFILES = {
 
 
 def _synthetic_traces(rng: random.Random):
-    """(usage record, outcome) pairs for both versions, interleaved."""
+    """(usage record, outcome) pairs for both versions, interleaved, the runs
+    ending over the past day."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     for _ in range(TRACES_PER_VERSION):
         for version, p in PROFILES.items():
             trace_id = str(uuid.UUID(int=rng.getrandbits(128)))
@@ -39,7 +42,10 @@ def _synthetic_traces(rng: random.Random):
                 success=rng.random() < p["success"],
                 total_cost_usd=round(rng.gauss(p["cost_usd"], p["cost_usd"] * 0.2), 6) or 0.0,
                 duration_ms=round(rng.lognormvariate(0, 0.45) * p["median_ms"], 1),
+                input_tokens=rng.randint(300, 600),
+                output_tokens=rng.randint(20, 60) * version,
             )
+            outcome.end_time.FromDatetime(now - datetime.timedelta(seconds=rng.uniform(60, 86_400)))
             outcome.total_cost_usd = max(outcome.total_cost_usd, 0.0)
             yield usage, outcome
 
@@ -179,10 +185,17 @@ def run_demo(out=print) -> int:
                     " (usage links, then outcomes):")
                 _stream_traces(pg, out)
 
-                out("8. Comparing the versions:\n")
+                out("8. Comparing the versions (all time; v2, the active one, is the baseline):\n")
                 out(comparison_table(pg.compare_prompt_versions(NAME)))
                 out("")
                 agent_walkthrough(pg, out, step=9)
+
+                since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=24)
+                last_day = pg.compare_prompt_versions(NAME, start_time=since, baseline_version=1)
+                out("\n13. The last 24 hours against v1 (`promptgauge compare "
+                    f"{NAME} --since 24h --baseline 1`):\n")
+                out(comparison_table(last_day))
+                out(f"\n{verdict(last_day)}")
         finally:
             running.stop(grace=1)
     out("\nDone. The database was temporary; run `promptgauge serve` for a real one.")

@@ -15,6 +15,7 @@ from peewee import (
     BlobField,
     BooleanField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     DateTimeField,
     DoubleField,
@@ -27,6 +28,7 @@ from peewee import (
 )
 
 db = DatabaseProxy()
+_ZERO = SQL("DEFAULT 0")
 
 
 def utcnow() -> datetime.datetime:
@@ -147,7 +149,10 @@ class Trace(BaseModel):
     success = BooleanField(null=True)
     total_cost_usd = DoubleField(null=True)
     duration_ms = DoubleField(null=True)
-    outcome_time = DateTimeField(null=True)
+    outcome_time = DateTimeField(null=True)  # when the outcome was received
+    end_time = DateTimeField(null=True)  # when the run ended: given, else outcome_time
+    input_tokens = BigIntegerField(null=True)
+    output_tokens = BigIntegerField(null=True)
 
     class Meta:
         indexes = ((("account", "trace_id"), True),)
@@ -183,9 +188,22 @@ class Observation(BaseModel):
     success = BooleanField(null=True)
     total_cost_usd = DoubleField(null=True)
     duration_ms = DoubleField(null=True)
+    input_tokens = BigIntegerField(null=True)
+    output_tokens = BigIntegerField(null=True)
+    # When it counts (tally.Signals): the run's end, or the link's receipt.
+    event_time = DateTimeField(null=True)
+    # An outcome joining a version after its link: the link's event_time,
+    # where the trace stops counting in windows.
+    link_time = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("version", "trace", "kind"), True), (("version", "id"), False))
+        indexes = (
+            (("version", "trace", "kind"), True),
+            (("version", "id"), False),
+            # A window's partial edge hours are read from the rows themselves.
+            (("version", "event_time"), False),
+            (("version", "link_time"), False),
+        )
 
 
 class VersionCheckpoint(BaseModel):
@@ -196,13 +214,55 @@ class VersionCheckpoint(BaseModel):
     version = UUIDField(primary_key=True, column_name="version_id")
     last_observation_id = BigIntegerField(default=0)
     total_traces = BigIntegerField(default=0)
+    outcome_n = BigIntegerField(default=0, constraints=[_ZERO])
     success_n = BigIntegerField(default=0)
     success_true = BigIntegerField(default=0)
     cost_n = BigIntegerField(default=0)
     cost_sum = DoubleField(default=0.0)
     duration_n = BigIntegerField(default=0)
     duration_sum = DoubleField(default=0.0)
+    # Added by migration 4, with defaults in the database too: a row inserted
+    # naming only the older columns (a script, an older replica) still fits.
+    cost_squares = DoubleField(default=0.0, constraints=[_ZERO])
+    duration_squares = DoubleField(default=0.0, constraints=[_ZERO])
+    input_tokens_n = BigIntegerField(default=0, constraints=[_ZERO])
+    input_tokens_sum = BigIntegerField(default=0, constraints=[_ZERO])
+    output_tokens_n = BigIntegerField(default=0, constraints=[_ZERO])
+    output_tokens_sum = BigIntegerField(default=0, constraints=[_ZERO])
     sketch = BlobField(null=True)
+    cost_sketch = BlobField(null=True)
+
+
+class VersionBucket(BaseModel):
+    """A measured version's metrics of one hour of event time: the same
+    counters and sketches as its checkpoint, for the observations folded so
+    far whose event_time falls in [start_time, start_time + 1 h). Advanced
+    by the same fold, under the same guard, so derived and rebuildable alike.
+
+    `version` is a plain UUID, not a foreign key: it holds a prompt
+    version's id or an agent version's."""
+
+    version = UUIDField()
+    start_time = DateTimeField()
+    total_traces = BigIntegerField(default=0)
+    outcome_n = BigIntegerField(default=0)
+    success_n = BigIntegerField(default=0)
+    success_true = BigIntegerField(default=0)
+    cost_n = BigIntegerField(default=0)
+    cost_sum = DoubleField(default=0.0)
+    duration_n = BigIntegerField(default=0)
+    duration_sum = DoubleField(default=0.0)
+    cost_squares = DoubleField(default=0.0)
+    duration_squares = DoubleField(default=0.0)
+    input_tokens_n = BigIntegerField(default=0)
+    input_tokens_sum = BigIntegerField(default=0)
+    output_tokens_n = BigIntegerField(default=0)
+    output_tokens_sum = BigIntegerField(default=0)
+    sketch = BlobField(null=True)
+    cost_sketch = BlobField(null=True)
+
+    class Meta:
+        primary_key = CompositeKey("version", "start_time")
 
 
 class PromptLabel(BaseModel):
@@ -251,5 +311,5 @@ class PromptEvent(BaseModel):
 
 MODELS = [Setting, Account, ApiKey, Prompt, PromptVersion]
 AGENT_MODELS = [Agent, AgentVersion]
-ANALYTICS_MODELS = [Trace, UsageLink, Observation, VersionCheckpoint]
+ANALYTICS_MODELS = [Trace, UsageLink, Observation, VersionCheckpoint, VersionBucket]
 RELEASE_MODELS = [PromptLabel, TrafficSplit, PromptEvent]

@@ -75,11 +75,9 @@ class SpanOutcome:
     end_time: datetime | None
 
     def fields(self) -> tuple:
-        """What Analytics.record_export takes for an outcome today.
-
-        Issue 15 adds input_tokens, output_tokens and end_time to the domain's
-        Outcome: they are read here already and join this tuple once it does."""
-        return (self.trace_id, self.success, self.total_cost_usd, self.duration_ms)
+        """What Analytics.record_export takes for an outcome."""
+        return (self.trace_id, self.success, self.total_cost_usd, self.duration_ms, self.input_tokens,
+                self.output_tokens, self.end_time)
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,9 @@ def _end_time(nanos: int) -> datetime | None:
         return None
     # In integers: a float of the seconds since 1970 drifts by a microsecond.
     seconds, rest = divmod(nanos, 10**9)
-    return datetime.fromtimestamp(seconds, timezone.utc) + timedelta(microseconds=rest // 1000)
+    # Naive UTC, as every time the domain takes.
+    ended = datetime.fromtimestamp(seconds, timezone.utc) + timedelta(microseconds=rest // 1000)
+    return ended.replace(tzinfo=None)
 
 
 def map_span(span) -> MappedSpan | None:

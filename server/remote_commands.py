@@ -12,9 +12,11 @@ INVALID_ARGUMENT is wrong (nothing was done), 1 for any other failure.
 """
 
 import argparse
+import datetime
 import itertools
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,7 @@ from google.protobuf.message import Message
 
 from promptgauge.client import NO_RETRY, PromptGaugeClient, PromptGaugeError
 from promptgauge.client.format import table
-from promptgauge.v1 import agents_pb2, prompts_pb2
+from promptgauge.v1 import agents_pb2, analytics_pb2, prompts_pb2
 
 from .agents import check_label
 from .cli import DEFAULT_TARGET, CommandError, UsageError
@@ -118,6 +120,62 @@ def positive_seconds(raw: str) -> float:
     if not 0 < value < 1e6:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds above 0")
     return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def duration(raw: str) -> datetime.timedelta:
+    """A length of time such as 90m, 24h, 7d or 2w."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", raw.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration such as 90m, 24h, 7d or 2w")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds > 100 * 365 * 86_400:
+        raise argparse.ArgumentTypeError(f"{raw!r} is longer than a century")
+    return datetime.timedelta(seconds=seconds)
+
+
+def confidence(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a confidence level between 0 and 1, such as 0.95")
+    return value
+
+
+def cmd_compare(args) -> int:
+    """`promptgauge compare NAME [--since 24h] [--baseline N] [--confidence 0.95]`."""
+    from promptgauge.client.format import comparison_table
+
+    start = None
+    if args.since is not None:
+        start = datetime.datetime.now(datetime.timezone.utc) - args.since
+    with connect(args) as pg:
+        response = pg.compare_prompt_versions(
+            args.name, analytics_pb2.COMPARISON_VIEW_BASIC, start_time=start,
+            baseline_version=args.baseline, confidence_level=args.confidence or 0.0,
+        )
+    if args.json:
+        print_json(response)
+        return 0
+    print(comparison_table(response, args.confidence or 0.95))
+    return 0
+
+
+def add_compare_arguments(compare: argparse.ArgumentParser) -> None:
+    compare.add_argument("name", type=prompt_name)
+    compare.add_argument(
+        "--since", type=duration, metavar="DURATION",
+        help="only runs that ended in this time before now: 90m, 24h, 7d, 2w (default: all time)",
+    )
+    compare.add_argument("--baseline", type=version_number, metavar="VERSION",
+                         help="the version to compare the others with (default: the active one)")
+    compare.add_argument("--confidence", type=confidence, metavar="LEVEL",
+                         help="confidence level of the intervals and significance (default 0.95)")
+    add_connection_arguments(compare)
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

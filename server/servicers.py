@@ -8,6 +8,7 @@ is async and hands each batch to a worker, so an idle stream holds no thread.
 
 import asyncio
 import collections
+import datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -22,13 +23,14 @@ from promptgauge.v1 import (
 )
 
 from . import agents, otlp
-from .analytics import DUPLICATE, RECORDED, Analytics
+from .analytics import DUPLICATE, RECORDED, Analytics, VersionMetrics
 from .errors import DomainError, InvalidArgument, Unavailable
 from .feed import CLOSED, MAX_EVENTS, ChangeFeed, read_changes
 from .interceptors import current_caller, status_code_of
 from .observability import count_records
 from .registry import EventView, PromptRegistry, PromptStateView, PromptView, VersionView
 from .releases import Split
+from .watch import ComparisonHub
 from .workers import Workers
 
 
@@ -319,13 +321,63 @@ class PromptServicer(prompts_pb2_grpc.PromptServiceServicer):
         )
 
 
+def _time(message, field: str):
+    """A Timestamp field as naive UTC, or None when unset."""
+    if not message.HasField(field):
+        return None
+    try:
+        return getattr(message, field).ToDatetime()
+    except (ValueError, OverflowError) as error:
+        raise InvalidArgument(f"{field} is not a valid timestamp: {error}", field=field,
+                              reason="INVALID_TIME") from None
+
+
+def _timestamp(value) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:
     return (
         outcome.trace_id,
         _opt(outcome, "success"),
         _opt(outcome, "total_cost_usd"),
         _opt(outcome, "duration_ms"),
+        _opt(outcome, "input_tokens"),
+        _opt(outcome, "output_tokens"),
+        _time(outcome, "end_time"),
     )
+
+
+def _compare_args(request: analytics_pb2.ComparePromptVersionsRequest) -> dict:
+    return {
+        "name": request.name,
+        "start_time": _time(request, "start_time"),
+        "end_time": _time(request, "end_time"),
+        "baseline_version": _opt(request, "baseline_version"),
+        "confidence_level": request.confidence_level,
+    }
+
+
+def _metrics_message(m: VersionMetrics) -> analytics_pb2.VersionMetrics:
+    fields = {k: v for k, v in vars(m).items() if v is not None}
+    interval = fields.pop("success_rate_interval", None)
+    vs = fields.pop("vs_baseline", None)
+    message = analytics_pb2.VersionMetrics(**fields)
+    if interval is not None:
+        message.success_rate_interval.low, message.success_rate_interval.high = interval
+    if vs is not None:
+        message.vs_baseline.CopyFrom(
+            analytics_pb2.Significance(**{k: v for k, v in vars(vs).items() if v is not None})
+        )
+    return message
+
+
+_GRANULARITY = {
+    analytics_pb2.GRANULARITY_HOUR: datetime.timedelta(hours=1),
+    analytics_pb2.GRANULARITY_DAY: datetime.timedelta(days=1),
+}
 
 
 def _usage_fields(usage: analytics_pb2.UsageRecord) -> tuple:
@@ -426,6 +478,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self.max_response_bytes = max_message_bytes
         self.max_records = max_records_per_message
         self.max_errors = max_stream_errors
+        self.hub = ComparisonHub(workers)
 
     @staticmethod
     def _single(kind: str, results: list):
@@ -499,10 +552,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 field="view",
                 reason="INVALID_VIEW",
             )
-        metrics = self.analytics.compare(current_caller(), request.name)
+        return self._compare(current_caller(), request)
+
+    def _compare(self, caller, request) -> analytics_pb2.ComparePromptVersionsResponse:
+        view = request.view
+        metrics = self.analytics.compare(caller, **_compare_args(request))
         response = analytics_pb2.ComparePromptVersionsResponse(
             name=request.name,
-            versions=[analytics_pb2.VersionMetrics(**vars(m)) for m in metrics],
+            versions=[_metrics_message(m) for m in metrics],
         )
         # Templates are data the service accepted: their size never fails a
         # comparison. They stay out when asked, or when they would not fit.
@@ -511,6 +568,47 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 version.ClearField("template_text")
             response.templates_omitted = view != analytics_pb2.COMPARISON_VIEW_BASIC
         return response
+
+
+    def GetVersionTimeSeries(self, request, context):
+        period = _GRANULARITY.get(request.granularity)
+        if period is None:
+            raise InvalidArgument(
+                f"granularity {request.granularity} is not one of GRANULARITY_HOUR, GRANULARITY_DAY",
+                field="granularity",
+                reason="INVALID_GRANULARITY",
+            )
+        series = self.analytics.time_series(
+            current_caller(), request.name, _time(request, "start_time"), _time(request, "end_time"), period
+        )
+        return analytics_pb2.GetVersionTimeSeriesResponse(
+            series=[
+                analytics_pb2.VersionSeries(
+                    version=version,
+                    buckets=[
+                        analytics_pb2.TimeBucket(
+                            start_time=_timestamp(b.start_time),
+                            **{k: v for k, v in vars(b).items() if v is not None and k != "start_time"},
+                        )
+                        for b in buckets
+                    ],
+                )
+                for version, buckets in series
+            ]
+        )
+
+    async def WatchComparison(self, request, context):
+        if request.view not in _VIEWS:
+            raise InvalidArgument(
+                f"view {request.view} is not a ComparisonView: "
+                "use COMPARISON_VIEW_BASIC or COMPARISON_VIEW_FULL",
+                field="view",
+                reason="INVALID_VIEW",
+            )
+        caller = current_caller()
+        key = (caller.account_id, request.SerializeToString(deterministic=True))
+        async for response in self.hub.watch(key, lambda: self._compare(caller, request)):
+            yield response
 
 
 class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
@@ -548,6 +646,8 @@ class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
             response.partial_success.rejected_spans = mapped.rejected
             response.partial_success.error_message = mapped.error_message()
         return response
+
+
 def agent_config_of(message: agents_pb2.AgentConfig) -> agents.AgentConfig:
     return agents.AgentConfig(
         kind=message.kind,

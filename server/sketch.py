@@ -28,7 +28,9 @@ import math
 import random
 import struct
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from operator import itemgetter
 
 from tdigest import TDigest
@@ -251,3 +253,41 @@ def _balanced_order(n: int) -> list[int]:
             ranges.append((low, middle))
             ranges.append((middle + 1, high))
     return order
+
+
+def quantiles(points: Iterable[Point], qs: Sequence[float]) -> list[float | None]:
+    """LatencySketch.quantile of each of `qs` over `points` (merged sketches'
+    centroids and loose values as (value, 1.0)), sorting them once: a
+    windowed comparison merges the sketches of many buckets. Cumulative
+    counts are prefix sums here, so a result may differ from quantile()'s
+    in the last bits."""
+    points = list(points)
+    if not points:
+        return [None] * len(qs)
+    if all(c == 1.0 for _, c in points):
+        # Values only (small buckets keep theirs exact): floats sort several
+        # times faster than pairs.
+        means = sorted([m for m, _ in points])
+        total = float(len(means))
+        mids = [i + 0.5 for i in range(len(means))]
+    else:
+        ordered = sorted(points)
+        means = [m for m, _ in ordered]
+        counts = [c for _, c in ordered]
+        total = sum(counts)
+        # The cumulative count at each point's midpoint.
+        mids = [a - c / 2 for a, c in zip(accumulate(counts), counts, strict=True)]
+    out: list[float | None] = []
+    for q in qs:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile {q!r} is outside 0..1")
+        target = q * total
+        i = bisect_right(mids, target)
+        if i == 0:
+            out.append(means[0])
+        elif i == len(means):
+            out.append(means[-1])
+        else:
+            z1, z2 = target - mids[i - 1], mids[i] - target
+            out.append((means[i - 1] * z2 + means[i] * z1) / (z1 + z2))
+    return out

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
-from peewee import Database, InterfaceError, OperationalError
+from peewee import Database, InterfaceError, OperationalError, fn
+from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import MaxConnectionsExceeded
 
 from .backends import postgres, sqlite
@@ -25,10 +26,13 @@ from .models import (
     Observation,
     PromptVersion,
     Setting,
+    Trace,
     UsageLink,
+    VersionBucket,
     VersionCheckpoint,
     db,
 )
+from .tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME
 
 _BACKENDS = (
     (sqlite.SCHEMES, sqlite.open_database, sqlite.SqliteStore),
@@ -81,12 +85,57 @@ def _add_releases() -> None:
     db.create_tables(RELEASE_MODELS)
 
 
+def _add_event_time() -> None:
+    """Event times, tokens, sums of squares, cost sketches and hourly buckets.
+
+    Old rows get the times they would have had: a trace ends when its
+    outcome was received, a link observation counts at its first link, and
+    an outcome moves its trace from there to its end. Then every checkpoint
+    (and its buckets) is folded again from the observations, since the sums
+    of squares and the cost sketch can only come from the rows."""
+    migrator = SchemaMigrator.from_database(db.obj)
+    added = []
+    # Migration 2 made its tables from today's models: add only what is missing.
+    for model, names in (
+        (Trace, ("end_time", "input_tokens", "output_tokens")),
+        (Observation, ("input_tokens", "output_tokens", "event_time", "link_time")),
+        (VersionCheckpoint, ("outcome_n", "cost_squares", "duration_squares", "input_tokens_n",
+                             "input_tokens_sum", "output_tokens_n", "output_tokens_sum", "cost_sketch")),
+    ):
+        have = {column.name for column in db.get_columns(model._meta.table_name)}
+        added += [migrator.add_column(model._meta.table_name, name, model._meta.fields[name])
+                  for name in names if model._meta.fields[name].column_name not in have]
+    migrate(*added)
+    db.create_tables([VersionBucket])
+    for fields in ((Observation.version, Observation.event_time),
+                   (Observation.version, Observation.link_time)):
+        name = "observation_" + "_".join(f.column_name for f in fields)
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "observation" '
+                       f'({", ".join(chr(34) + f.column_name + chr(34) for f in fields)})')
+    Trace.update(end_time=Trace.outcome_time).where(Trace.has_outcome & Trace.end_time.is_null()).execute()
+    link = UsageLink.alias()
+    first_link = link.select(fn.MIN(link.create_time)).where(
+        (link.version == Observation.version) & (link.trace == Observation.trace)
+    )
+    ended = Trace.select(Trace.outcome_time).where(Trace.id == Observation.trace)
+    Observation.update(event_time=first_link).where(Observation.kind == OBSERVATION_LINKED).execute()
+    Observation.update(event_time=ended, link_time=first_link).where(
+        Observation.kind == OBSERVATION_OUTCOME
+    ).execute()
+    from .analytics import Analytics  # the fold is the domain's; it needs the open store
+
+    analytics = Analytics(store())
+    for (version_id,) in VersionCheckpoint.select(VersionCheckpoint.version).tuples():
+        analytics.rebuild(version_id)
+
+
 # Migrations from version N-1 to N, run in order inside the start-up
 # transaction. An existing database at an older version is brought forward.
 MIGRATIONS: dict[int, Callable[[], None]] = {
     2: _add_analytics,
     3: _add_versions_that_reproduce_and_agents,
     4: _add_releases,
+    5: _add_event_time,
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

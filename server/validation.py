@@ -1,5 +1,6 @@
 """Checks on request values shared by every domain module."""
 
+import datetime
 import re
 
 from .errors import InvalidArgument
@@ -107,5 +108,39 @@ def check_amount(value: float | None, field: str) -> float | None:
             f"{field} must be a finite number from 0 to {MAX_AMOUNT:g}, got {value}",
             field=field,
             reason="INVALID_NUMBER",
+        )
+    return value
+
+
+MAX_TOKENS = 10**12
+
+
+def check_tokens(value: int | None, field: str) -> int | None:
+    """A token count: 0 to MAX_TOKENS, or None."""
+    if value is not None and not (0 <= value <= MAX_TOKENS):
+        raise InvalidArgument(
+            f"{field} must be from 0 to {MAX_TOKENS:g}, got {value}",
+            field=field,
+            reason="INVALID_TOKENS",
+        )
+    return value
+
+
+EARLIEST_EVENT = datetime.datetime(2000, 1, 1)
+FUTURE_SLACK = datetime.timedelta(days=1)
+
+
+def check_event_time(value: datetime.datetime | None, field: str) -> datetime.datetime | None:
+    """When a run ended (naive UTC): from 2000 to a day past the server's
+    clock (clocks disagree; a run from next year is a bug), or None."""
+    if value is None:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    if not EARLIEST_EVENT <= value <= now + FUTURE_SLACK:
+        raise InvalidArgument(
+            f"{field} must be from {EARLIEST_EVENT:%Y-%m-%d} to one day past now (UTC), "
+            f"got {value.isoformat()}Z",
+            field=field,
+            reason="INVALID_TIME",
         )
     return value

@@ -260,6 +260,13 @@ def test_demo_runs_and_prints_what_it_did():
     assert "10. Promoted 1.1.0:" in out and "11. Rolled back: current is 1.0.0." in out
     assert "    before: support-system v1, support-classifier v2" in out
     assert "    now:    support-system v1, support-classifier v3" in out
+    # It ends saying which version wins, by how much and how sure: v2's
+    # profile succeeds 89% of the time against v1's 72%, over 2,500 runs each.
+    verdict = next(line for line in lines if line.startswith("v2 wins: "))
+    assert "13. The last 24 hours against v1" in out
+    assert lines.index(verdict) > lines.index("    now:    support-system v1, support-classifier v3")
+    assert "against v1's" in verdict and "significant at 95% after Holm's correction" in verdict
+    assert re.search(r"p = \d\.\de-\d+", verdict), verdict
     # The key itself, and its id said to be one.
     created = next(line for line in lines if line.startswith("1. "))
     match = re.fullmatch(r"1\. Created account 'demo'; its API key \(id (key_\w+)\) is (\S+)", created)
@@ -344,6 +351,10 @@ def _cases():
         (["serve", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["demo", "--fast"], "unrecognized arguments: --fast"),
         (["compare"], "required: name"),
+        (["compare", "p", "--since", "yesterday"], "'yesterday' is not a duration"),
+        (["compare", "p", "--since", "0h"], "'0h' is not a duration"),
+        (["compare", "p", "--baseline", "0"], "'0' is not a version"),
+        (["compare", "p", "--confidence", "95"], "'95' is not a confidence level"),
         (["prompts"], "required: ACTION"),
         (["prompts", "show"], "required: NAME[@VERSION|:LABEL]"),
         (["prompts", "create", "p"], "required: --file"),

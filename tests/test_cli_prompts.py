@@ -427,3 +427,50 @@ def test_a_refused_split_is_one_line_and_changes_nothing(run, client, args, code
     before = list(client.iter_prompt_history("ab"))
     _failed(run("prompts", "split", *args), code, *words)
     assert list(client.iter_prompt_history("ab")) == before
+
+
+def test_compare_since_with_a_baseline_as_json_and_as_a_table(run, client):
+    import datetime
+
+    from conftest import in_batches, new_trace, usage_record
+
+    from promptgauge.v1 import analytics_pb2
+
+    client.create_prompt_version("judged", "one")
+    client.create_prompt_version("judged", "two")  # active
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage, outcomes = [], []
+    # v1: 89 of 100 succeed, v2: 90 of 125, in the last day; v1 also won a
+    # week ago, outside --since 24h.
+    runs = ((1, 100, 89, now), (2, 125, 90, now), (1, 50, 50, now - datetime.timedelta(days=7)))
+    for version, n, wins, ended in runs:
+        for i in range(n):
+            trace = new_trace()
+            usage.append(usage_record("judged", version, trace))
+            outcome = analytics_pb2.TraceOutcome(trace_id=trace, success=i < wins, duration_ms=100.0 + i)
+            outcome.end_time.FromDatetime(ended.replace(tzinfo=None) - datetime.timedelta(minutes=1))
+            outcomes.append(outcome)
+    client.stream_usage(in_batches(usage, 100))
+    client.stream_trace_outcomes(in_batches(outcomes, 100))
+    code, out, _ = run("compare", "judged", "--since", "24h", "--baseline", "1", "--json")
+    assert code == 0
+    document = json.loads(out)
+    v1, v2 = document["versions"]
+    assert (v1["version"], v1["totalTraces"], v1["isBaseline"], v1["isActive"]) == (1, "100", True, False)
+    assert (v2["totalTraces"], v2["isActive"], v2["vsBaseline"]["baselineVersion"]) == ("125", True, 1)
+    assert v2["vsBaseline"]["significant"] is True
+    assert abs(v2["vsBaseline"]["successRatePValue"] - 0.0016786614879627) < 1e-9
+    code, out, _ = run("compare", "judged", "--since", "24h", "--baseline", "1")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "judged"
+    assert "baseline" in lines[2] and "active" in lines[3]
+    assert lines[3].rstrip().endswith("-17.0 pts p=0.0017 *")
+    assert lines[-1].startswith("* significant at 95%")
+    # All time: v1's week-old runs count too.
+    code, out, _ = run("compare", "judged", "--json")
+    assert json.loads(out)["versions"][0]["totalTraces"] == "150"
+
+
+def test_compare_of_a_missing_baseline_is_one_line(run, client):
+    client.create_prompt_version("lonely", "one")
+    _failed(run("compare", "lonely", "--baseline", "4"), 1, "NOT_FOUND", "baseline_version")

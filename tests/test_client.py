@@ -123,8 +123,11 @@ def test_compare_command_prints_a_table(server, client, api_key):
     lines = result.stdout.splitlines()
     assert lines[0] == "cli-compare"
     assert lines[1].split()[:3] == ["VERSION", "TRACES", "SUCCESS"]
-    assert lines[2].split() == ["v1", "0", "-", "-", "-", "-"]
-    assert lines[3].split() == ["v2", "1", "100.0%", "0.0048", "2,210", "2,210"]
+    # v2 is active, so the baseline: v1 has nothing to test against it with.
+    assert lines[2].split() == ["v1", "0", "-", "-", "-", "-", "-", "-", "-"]
+    assert lines[3].split() == [
+        "v2", "active,", "baseline", "1", "100.0%", "20.7%-100.0%", "0.0048", "2,210", "2,210", "2,210"
+    ]
 
 
 def test_compare_command_reports_errors(server, api_key):

@@ -1,11 +1,7 @@
 """The real thing: an agent instrumented with the OpenTelemetry Python SDK and
 its OTLP/gRPC exporter (tests/otel_agent.py, a process of its own, nothing of
 promptgauge's), pointed at the server with the key in its headers. The
-comparison then shows exactly what the agent did; on SQLite and PostgreSQL.
-
-The token averages (avg_input_tokens, avg_output_tokens) come with issue 15's
-VersionMetrics: their test runs once VersionMetrics has those fields and is
-skipped, with that reason, until then."""
+comparison then shows exactly what the agent did; on SQLite and PostgreSQL."""
 
 import json
 import random
@@ -18,12 +14,10 @@ import pytest
 from conftest import comparison_snapshot, make_account
 
 from promptgauge.client import PromptGaugeClient
-from promptgauge.v1 import analytics_pb2
 
 AGENT = Path(__file__).resolve().parent / "otel_agent.py"
 TOKEN_FIELDS = ("avg_input_tokens", "avg_output_tokens")
 NOTHING = [(1, 0, None, None, None, None), (2, 0, None, None, None, None)]
-HAS_TOKENS = all(f in analytics_pb2.VersionMetrics.DESCRIPTOR.fields_by_name for f in TOKEN_FIELDS)
 
 
 def run_agent(target: str, key: str, plan: dict) -> tuple[subprocess.CompletedProcess, dict | None]:
@@ -96,10 +90,6 @@ def test_an_sdk_agent_feeds_the_comparison_exactly_and_re_exports_change_nothing
     assert comparison_snapshot(client, agent_prompt) == [expected(v1), expected(v2)]
 
 
-@pytest.mark.skipif(
-    not HAS_TOKENS, reason="issue 15 adds avg_input_tokens/avg_output_tokens to VersionMetrics; until then "
-    "the tokens are read from the spans (tests/test_otlp_mapping.py) but not compared"
-)
 def test_an_sdk_agents_tokens_are_averaged_per_version(server, client, api_key, agent_prompt):
     rng = random.Random(15)
     v1, v2 = plan_runs(rng, agent_prompt, 1, 10, 0.2), plan_runs(rng, agent_prompt, 2, 10, 0.2)

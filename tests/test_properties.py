@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 from conftest import make_account
+from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -95,6 +96,8 @@ ALLOWED = {
     "ResolvePrompt": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "ListPromptHistory": {C.INVALID_ARGUMENT, C.NOT_FOUND},
     "WatchPrompts": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "GetVersionTimeSeries": {C.INVALID_ARGUMENT, C.NOT_FOUND},
+    "WatchComparison": {C.INVALID_ARGUMENT, C.NOT_FOUND},
 }
 # Those that render: a rendered text over the message limit is RESOURCE_EXHAUSTED.
 RENDERING = {"RenderPrompt", "ResolvePrompt"}
@@ -382,6 +385,9 @@ class Fields:
                 success=st.none() | st.booleans(),
                 total_cost_usd=self.amount(),
                 duration_ms=self.amount(),
+                input_tokens=st.none() | st.integers(-(2**63), 2**63 - 1),
+                output_tokens=st.none() | st.integers(-5, 10**13),
+                end_time=_timestamps(),
             ),
         )
 
@@ -550,6 +556,20 @@ def _both(build) -> Callable[[Seeded], st.SearchStrategy]:
     return lambda s: st.one_of(build(s, VALID), build(s, ANY))
 
 
+def _timestamps() -> st.SearchStrategy:
+    """Unset, or any seconds and nanos: before 1970, past 9999, the window's bounds reversed."""
+    return st.none() | st.builds(timestamp_pb2.Timestamp, seconds=st.integers(-(2**40), 2**40),
+                                 nanos=st.integers(0, 999_999_999))
+
+
+def _comparison_requests(s, f) -> st.SearchStrategy:
+    return st.builds(
+        analytics_pb2.ComparePromptVersionsRequest, name=f.name(s), view=st.integers(0, 3),
+        start_time=_timestamps(), end_time=_timestamps(),
+        baseline_version=st.none() | st.integers(-3, 5), confidence_level=st.floats(allow_nan=True),
+    )
+
+
 RPCS = [
     Rpc("CreatePromptVersion", "PromptService", prompts_pb2.CreatePromptVersionRequest, "write",
         _both(lambda s, f: st.builds(
@@ -658,7 +678,7 @@ RPCS = [
         lambda s: streams(analytics_pb2.StreamUsageRequest, "records", lambda f: f.usage(s)),
         _summary_adds_up("StreamUsage", "records", "usage_link")),
     Rpc("ComparePromptVersions", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "read",
-        _both(lambda s, f: st.builds(analytics_pb2.ComparePromptVersionsRequest, name=f.name(s)))),
+        _both(lambda s, f: _comparison_requests(s, f))),
     Rpc("SetPromptLabel", "PromptService", prompts_pb2.SetPromptLabelRequest, "write",
         _both(lambda s, f: st.builds(
             prompts_pb2.SetPromptLabelRequest, name=f.name(s), label=f.label(), version=f.version()
@@ -688,6 +708,13 @@ RPCS = [
             names=st.lists(f.name(s), max_size=3 if f.valid_only else 102),
             after_sequence=f.value(st.integers(0, 50), st.integers(-(2**63), 2**63 - 1)),
         ))),
+    Rpc("GetVersionTimeSeries", "AnalyticsService", analytics_pb2.GetVersionTimeSeriesRequest, "read",
+        _both(lambda s, f: st.builds(
+            analytics_pb2.GetVersionTimeSeriesRequest, name=f.name(s), start_time=_timestamps(),
+            end_time=_timestamps(), granularity=st.integers(-1, 3),
+        ))),
+    Rpc("WatchComparison", "AnalyticsService", analytics_pb2.ComparePromptVersionsRequest, "watch",
+        _both(lambda s, f: _comparison_requests(s, f))),
 ]
 
 
@@ -713,6 +740,12 @@ class Outcome:
 def call(s: Seeded, rpc: Rpc, request, channel: grpc.Channel) -> Outcome:
     method = rpc.stub_method(channel)
     try:
+        if rpc.kind == "watch":  # a server stream: its first message, then cancelled
+            stream = method(request, timeout=TIMEOUT, metadata=s.metadata)
+            try:
+                return Outcome(C.OK, next(stream), None)
+            finally:
+                stream.cancel()
         arg = iter(request) if rpc.kind == "stream" else request
         response = method(arg, timeout=TIMEOUT, metadata=s.metadata)
         return Outcome(C.OK, _first(response) if rpc.kind == "watch" else response, None)

@@ -208,7 +208,8 @@ def test_schema_version_2_database_is_migrated_keeping_its_analytics(url):
         # A measured version may be an agent version now: no key to prompt_version.
         assert _foreign_keys_to_prompt_version(url, table) == [], table
     assert read_sql(url, "SELECT id, kind FROM observation ORDER BY id") == [(7, 1), (9, 2)]
-    assert read_sql(url, "SELECT last_observation_id, total_traces FROM version_checkpoint") == [(7, 1)]
+    # Migration 5 folds every checkpoint again from its rows: both observations.
+    assert read_sql(url, "SELECT last_observation_id, total_traces FROM version_checkpoint") == [(9, 1)]
     assert read_sql(url, "SELECT COUNT(*) FROM usage_link")[0][0] == 1
     # The unique keys that make ingestion idempotent are still there.
     with pytest.raises(Exception, match="(?i)unique"):
@@ -227,7 +228,7 @@ def test_database_from_a_newer_server_is_refused(url):
 
 
 def test_schema_version_2_database_gets_the_release_tables_keeping_its_data(url):
-    """Migration 5: labels, splits and the history arrive empty beside the old data."""
+    """Migration 4: labels, splits and the history arrive empty beside the old data."""
     _first_release(url)
     _accounts_list(url)
     write_sql(url, "UPDATE setting SET value = '2' WHERE key = 'schema_version'")
@@ -238,3 +239,64 @@ def test_schema_version_2_database_gets_the_release_tables_keeping_its_data(url)
     assert {m._meta.table_name for m in RELEASE_MODELS} <= _tables(url)
     assert read_sql(url, "SELECT COUNT(*) FROM prompt_event")[0][0] == 0
     assert read_sql(url, "SELECT template_text FROM prompt_version") == [("t",)]
+
+
+# The columns, indexes and table that migration 5 adds, to take a database
+# back to schema version 2 as that release left it (data included).
+_V4_COLUMNS = {
+    "trace": ("end_time", "input_tokens", "output_tokens"),
+    "observation": ("input_tokens", "output_tokens", "event_time", "link_time"),
+    "version_checkpoint": ("outcome_n", "cost_squares", "duration_squares", "input_tokens_n",
+                           "input_tokens_sum", "output_tokens_n", "output_tokens_sum", "cost_sketch"),
+}
+
+
+def _back_to_version_2(url: str) -> None:
+    write_sql(url, 'DROP INDEX IF EXISTS "observation_version_id_event_time"')
+    write_sql(url, 'DROP INDEX IF EXISTS "observation_version_id_link_time"')
+    write_sql(url, 'DROP TABLE "version_bucket"')
+    for table, columns in _V4_COLUMNS.items():
+        for column in columns:
+            write_sql(url, f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    write_sql(url, "UPDATE setting SET value = '2' WHERE key = 'schema_version'")
+
+
+def test_schema_version_2_database_with_data_is_migrated_to_the_same_comparison(url):
+    from conftest import create_account, in_batches, new_trace, serve_process, usage_record
+
+    from promptgauge.client import PromptGaugeClient
+    from promptgauge.v1 import analytics_pb2
+
+    traces = [new_trace() for _ in range(700)]  # past FOLD_AT: checkpoints hold most of it
+    outcomes = [
+        analytics_pb2.TraceOutcome(trace_id=t, success=i % 3 != 0, total_cost_usd=(i % 8) / 8,
+                                   duration_ms=float(1 + (i * 37) % 500))
+        for i, t in enumerate(traces)
+    ]
+    with serve_process(url) as (_, target):
+        key = create_account(url)
+        with PromptGaugeClient(target, key) as pg:
+            pg.create_prompt_version("migrated", "one")
+            pg.create_prompt_version("migrated", "two")
+            usage = [usage_record("migrated", 1 + i % 2, t) for i, t in enumerate(traces)]
+            pg.stream_usage(in_batches(usage, 100))
+            pg.stream_trace_outcomes(in_batches(outcomes, 100))
+            before = pg.compare_prompt_versions("migrated")
+    _back_to_version_2(url)
+    assert "version_bucket" not in _tables(url)
+    with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
+        after = pg.compare_prompt_versions("migrated")
+        fields = ("version", "total_traces", "success_rate", "avg_cost_usd", "avg_latency_ms",
+                  "p95_latency_ms")
+        assert [[getattr(m, f) for f in fields] for m in after.versions] == [
+            [getattr(m, f) for f in fields] for m in before.versions
+        ]
+        # What only the rows could give: counts of outcomes, sums of squares
+        # (the t-test), the cost sketch, and the hours of the buckets.
+        assert [m.outcome_count for m in after.versions] == [350, 350]
+        (other,) = [m for m in after.versions if not m.is_baseline]
+        assert other.vs_baseline.HasField("avg_cost_p_value")
+        assert after.versions[0].HasField("p50_cost_usd")
+        hours = pg.get_version_time_series("migrated", analytics_pb2.GRANULARITY_HOUR)
+        assert sum(b.total_traces for b in hours.series[0].buckets) == 350
+    assert _schema_version(url) == storage.SCHEMA_VERSION

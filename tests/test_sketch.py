@@ -320,3 +320,19 @@ def test_the_private_tdigest_surface_the_sketch_relies_on_is_unchanged():
         f"tdigest {importlib.metadata.version('tdigest')} no longer has what server/sketch.py "
         "relies on:\n- " + "\n- ".join(problems)
     )
+
+
+def test_quantiles_of_merged_points_agree_with_the_sketchs_own():
+    import random as _random
+
+    from promptgauge.server.sketch import LatencySketch, quantiles
+
+    rng = _random.Random(5)
+    compressed = LatencySketch().add(rng.lognormvariate(6, 0.8) for _ in range(5000))
+    loose = [(rng.lognormvariate(6, 0.8), 1.0) for _ in range(300)]
+    for points in (compressed.centroids + loose, loose, compressed.centroids):
+        merged = LatencySketch(points)
+        qs = (0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0)
+        for got, q in zip(quantiles(points, qs), qs, strict=True):
+            assert got == pytest.approx(merged.quantile(q), rel=1e-12)
+    assert quantiles([], (0.5,)) == [None]

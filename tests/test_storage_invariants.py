@@ -2,6 +2,7 @@
 proven against a real database: separate server processes, restarts, a
 rebuild from rows, counted statements, and two replicas on PostgreSQL."""
 
+import datetime
 import logging
 import threading
 import uuid
@@ -22,7 +23,7 @@ from conftest import (
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.analytics import FOLD_AT, Analytics
-from promptgauge.server.models import Observation, Prompt, PromptVersion, VersionCheckpoint
+from promptgauge.server.models import Observation, Prompt, PromptVersion, VersionBucket, VersionCheckpoint
 from promptgauge.server.tally import TALLY_FIELDS
 
 
@@ -138,8 +139,19 @@ def _checkpoints(version_ids: list) -> dict:
 
 
 def _state(cp) -> tuple:
-    """Everything a checkpoint stores, its sketch's bytes included."""
-    return (cp.last_observation_id, *(getattr(cp, name) for name in TALLY_FIELDS), bytes(cp.sketch or b""))
+    """Everything a checkpoint stores, its sketches' bytes included."""
+    return (cp.last_observation_id, *(getattr(cp, name) for name in TALLY_FIELDS), bytes(cp.sketch or b""),
+            bytes(cp.cost_sketch or b""))
+
+
+def _buckets(version_ids: list) -> dict:
+    """Everything the versions' hourly buckets store."""
+    query = VersionBucket.select().where(VersionBucket.version.in_(version_ids))
+    return {
+        (str(b.version), b.start_time): (*(getattr(b, name) for name in TALLY_FIELDS), bytes(b.sketch or b""),
+                                         bytes(b.cost_sketch or b""))
+        for b in query
+    }
 
 
 def test_a_rebuild_from_rows_equals_the_incremental_checkpoint_byte_for_byte(server, client):
@@ -148,6 +160,11 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint_byte_for_byte(ser
     n = 8000
     name = f"rebuilt-{uuid.uuid4().hex[:12]}"  # unique on the shared session database
     _, usage, outcomes = _workload(name, n)
+    # Spread over 30 hours, out of order, so that folds touch many buckets.
+    base = datetime.datetime(2026, 11, 1, 0, 0, 0)
+    for i, outcome in enumerate(outcomes):
+        offset = datetime.timedelta(seconds=(i * 7919) % (30 * 3600), microseconds=i)
+        outcome.end_time.FromDatetime(base + offset)
     client.create_prompt_version(name, "one")
     client.create_prompt_version(name, "two")
     client.stream_usage(in_batches(usage, 1000))
@@ -166,10 +183,16 @@ def test_a_rebuild_from_rows_equals_the_incremental_checkpoint_byte_for_byte(ser
             while analytics.fold(vid, limit=137):
                 pass
         incremental = {vid: _state(cp) for vid, cp in _checkpoints(ids).items()}
+        incremental_buckets = _buckets(ids)
         for vid in ids:
             analytics.rebuild(vid)
         rebuilt = {vid: _state(cp) for vid, cp in _checkpoints(ids).items()}
+        rebuilt_buckets = _buckets(ids)
     assert rebuilt == incremental
+    assert rebuilt_buckets == incremental_buckets
+    # The 30 hours of end times, and the hour the links came in, where the
+    # links counted each trace until its outcome moved it (net 0 there).
+    assert len({hour for _, hour in rebuilt_buckets}) in (31, 32)  # 32: links straddled an hour
     assert all(len(state[-1]) > 0 for state in rebuilt.values())
     assert comparison_snapshot(client, name) == before
     assert [row[:5] for row in before] == _expected(name, n)
@@ -285,6 +308,11 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
             pa.create_prompt_version("replicas", "one")
             pa.create_prompt_version("replicas", "two")
             traces, usage, outcomes = _workload("replicas", n)
+            # Spread over ten hours, so that both replicas' folds fill buckets.
+            base = datetime.datetime(2026, 11, 2)
+            ends = [base + datetime.timedelta(seconds=(i * 7919) % 36_000, microseconds=i) for i in range(n)]
+            for outcome, end in zip(outcomes, ends, strict=True):
+                outcome.end_time.FromDatetime(end)
             # A second span per trace for some: links that must not count twice.
             usage += [usage_record("replicas", 1 + i % 2, traces[i], "child") for i in range(0, n, 5)]
             barrier = threading.Barrier(4)
@@ -316,6 +344,16 @@ def test_two_servers_on_one_postgres_fed_the_same_streams_count_once(tmp_path):
                 assert sa.recorded + sb.recorded == total, kind
                 assert sa.duplicates + sb.duplicates == total, kind
             from_a, from_b = comparison_snapshot(pa, "replicas"), comparison_snapshot(pb, "replicas")
+            low = base + datetime.timedelta(hours=2, minutes=30)
+            high = base + datetime.timedelta(hours=7, minutes=15)
+            windowed = [
+                [(m.version, m.total_traces, m.outcome_count, m.success_count, m.p95_latency_ms)
+                 for m in pg.compare_prompt_versions("replicas", start_time=low, end_time=high).versions]
+                for pg in (pa, pb)
+            ]
+        assert windowed[0] == windowed[1]
+        inside = [sum(1 for i in range(k, n, 2) if low <= ends[i] < high) for k in (0, 1)]
+        assert [(row[1], row[2]) for row in windowed[0]] == [(c, c) for c in inside]
         assert from_a == from_b
         assert [row[:5] for row in from_a] == _expected("replicas", n)
         (count,) = read_sql(url, "SELECT COUNT(*) FROM observation")[0]

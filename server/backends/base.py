@@ -27,6 +27,9 @@ class TraceRow(NamedTuple):
     success: bool | None
     total_cost_usd: float | None
     duration_ms: float | None
+    end_time: datetime | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 class NewObservation(NamedTuple):
@@ -60,6 +63,18 @@ class Checkpoint:
     last_observation_id: int
     tally: Tally
     sketch: bytes | None
+    cost_sketch: bytes | None = None
+
+
+@dataclass
+class Bucket:
+    """A version's metrics of the hour of event time from `start_time`."""
+
+    version_id: object
+    start_time: datetime
+    tally: Tally
+    sketch: bytes | None
+    cost_sketch: bytes | None
 
 
 @dataclass(frozen=True)
@@ -159,8 +174,9 @@ class Store(ABC):
         """Record (trace pk, signals) outcomes on their locked trace rows."""
 
     @abstractmethod
-    def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int]]:
-        """Each distinct (version id, trace pk) linked, for these traces."""
+    def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int, datetime]]:
+        """Each distinct (version id, trace pk) linked, for these traces, with
+        the time of its first link (its link observation's event time)."""
 
     @abstractmethod
     def append_observations(self, rows: Sequence[NewObservation], fold_at: int) -> set:
@@ -193,9 +209,32 @@ class Store(ABC):
         """Empty a version's checkpoint, to fold it again from the observations."""
 
     @abstractmethod
-    def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
-        """A prompt's versions by version, each with its checkpoint; None if
-        there is no such prompt."""
+    def comparison(self, account_id: int, name: str) -> tuple[list[ComparedVersion], int | None] | None:
+        """A prompt's versions by version, each with its checkpoint, and its
+        active version; None if there is no such prompt."""
+
+    @abstractmethod
+    def last_folded(self, version_ids: Sequence, lock: str = "") -> dict:
+        """Each version's last folded observation id."""
+
+    @abstractmethod
+    def checkpoints(self, version_ids: Sequence) -> dict:
+        """Each version's checkpoint, by version id."""
+
+    @abstractmethod
+    def buckets(self, version_ids: Sequence, start=None, end=None, starts: Sequence = ()) -> list["Bucket"]:
+        """The stored buckets of these versions, by start time: those starting
+        in [start, end) (None: unbounded), and only those in `starts` if given."""
+
+    @abstractmethod
+    def store_buckets(self, buckets: Sequence["Bucket"]) -> None:
+        """In a fold's transaction: create or replace these buckets."""
+
+    @abstractmethod
+    def observations_between(self, version_ids: Sequence, start, end) -> list[tuple[object, Signals]]:
+        """(version id, signals) of every observation of these versions whose
+        event_time or link_time is in [start, end): what counts in a window's
+        partial edge, read from the rows themselves."""
 
     @abstractmethod
     def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:

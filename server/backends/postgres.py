@@ -127,7 +127,8 @@ SELECT set_config('{_TRACES}', (SELECT COALESCE(jsonb_object_agg({c(t.trace_id)}
         f"ORDER BY k.{c(cp.version)} FOR SHARE OF k"
     )
     signals = ", ".join(f"CASE WHEN k.kind = {OBSERVATION_OUTCOME} THEN r.{c(f)} END"
-                        for f in (t.success, t.total_cost_usd, t.duration_ms))
+                        for f in (t.success, t.total_cost_usd, t.duration_ms, t.input_tokens,
+                                  t.output_tokens))
     store = f"""
 WITH maps (versions, traces) AS MATERIALIZED (
     SELECT current_setting('{_VERSIONS}')::jsonb, current_setting('{_TRACES}')::jsonb
@@ -135,7 +136,8 @@ WITH maps (versions, traces) AS MATERIALIZED (
     SELECT i.n, i.span_id, (m.versions ->> i.n::text)::uuid AS version_id, (x ->> 0)::bigint AS trace_pk,
            (x ->> 1)::boolean AS {c(t.has_outcome)}, (x ->> 2)::boolean AS {c(t.success)},
            (x ->> 3)::double precision AS {c(t.total_cost_usd)},
-           (x ->> 4)::double precision AS {c(t.duration_ms)}
+           (x ->> 4)::double precision AS {c(t.duration_ms)}, (x ->> 5)::timestamp AS {c(t.end_time)},
+           (x ->> 6)::bigint AS {c(t.input_tokens)}, (x ->> 7)::bigint AS {c(t.output_tokens)}
     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i (trace_id, span_id, n)
     CROSS JOIN maps AS m CROSS JOIN LATERAL (SELECT m.traces -> i.trace_id) AS j (x)
     WHERE m.versions ? i.n::text
@@ -147,7 +149,9 @@ WITH maps (versions, traces) AS MATERIALIZED (
 ), o AS (
     -- The unique (version, trace, kind) key counts a trace once per version.
     INSERT INTO {table(o)} ({cols(OBSERVATION_COLUMNS)})
-    SELECT r.version_id, r.trace_pk, k.kind, {signals}
+    -- A trace counts at its end time once it has one, else when linked.
+    SELECT r.version_id, r.trace_pk, k.kind, {signals},
+           CASE WHEN r.{c(t.has_outcome)} THEN r.{c(t.end_time)} ELSE $3::timestamp END, NULL::timestamp
     FROM (SELECT DISTINCT ON (version_id, trace_pk) * FROM resolved) AS r
     CROSS JOIN (VALUES ({OBSERVATION_LINKED}::smallint), ({OBSERVATION_OUTCOME}::smallint)) AS k (kind)
     WHERE k.kind = {OBSERVATION_LINKED} OR r.{c(t.has_outcome)}
@@ -302,15 +306,18 @@ class PostgresStore(SqlStore):
 
     def set_outcomes(self, outcomes: Sequence[tuple[int, Signals]], now: datetime) -> None:
         t = Trace
-        rows = [(pk, s.success, s.total_cost_usd, s.duration_ms) for pk, s in outcomes]
+        rows = [(pk, s.success, s.total_cost_usd, s.duration_ms, s.input_tokens, s.output_tokens,
+                 s.event_time or now) for pk, s in outcomes]
         # psycopg2's executemany is a round trip per row: one UPDATE ... FROM VALUES instead.
         for chunk in chunks(rows):
-            values = ", ".join(["(%s::bigint, %s::boolean, %s::double precision, %s::double precision)"]
-                               * len(chunk))
+            values = ", ".join(["(%s::bigint, %s::boolean, %s::double precision, %s::double precision, "
+                                "%s::bigint, %s::bigint, %s::timestamp)"] * len(chunk))
             sql = (f"UPDATE {table(t)} AS t SET {c(t.has_outcome)} = TRUE, {c(t.success)} = v.success, "
                    f"{c(t.total_cost_usd)} = v.cost, {c(t.duration_ms)} = v.duration, "
-                   f"{c(t.outcome_time)} = %s "
-                   f"FROM (VALUES {values}) AS v (id, success, cost, duration) WHERE t.{c(t.id)} = v.id")
+                   f"{c(t.input_tokens)} = v.input_tokens, {c(t.output_tokens)} = v.output_tokens, "
+                   f"{c(t.end_time)} = v.end_time, {c(t.outcome_time)} = %s "
+                   f"FROM (VALUES {values}) AS v (id, success, cost, duration, input_tokens, output_tokens, "
+                   f"end_time) WHERE t.{c(t.id)} = v.id")
             self.execute(sql, [now, *flat(chunk)])
 
     # -- checkpoints ------------------------------------------------------------

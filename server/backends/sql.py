@@ -13,6 +13,7 @@ per chunk on both backends (psycopg2's executemany is a round trip per row).
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import lru_cache
 
 from ..models import (
@@ -25,23 +26,30 @@ from ..models import (
     PromptVersion,
     Trace,
     UsageLink,
+    VersionBucket,
     VersionCheckpoint,
     db,
 )
 from ..tally import OBSERVATION_LINKED, OBSERVATION_OUTCOME, TALLY_FIELDS, Signals, Tally
-from .base import ApiKeyRow, Checkpoint, ComparedVersion, NewObservation, Store, TraceRow
+from .base import ApiKeyRow, Bucket, Checkpoint, ComparedVersion, NewObservation, Store, TraceRow
 
-CHUNK = 500  # rows per statement: at most 7 x 500 parameters, well under SQLite's limit
+CHUNK = 500  # rows per statement: at most 10 x 500 parameters, well under SQLite's limit
 
 TRACE_COLUMNS = (Trace.id, Trace.trace_id, Trace.has_outcome, Trace.success, Trace.total_cost_usd,
-                 Trace.duration_ms)
+                 Trace.duration_ms, Trace.end_time, Trace.input_tokens, Trace.output_tokens)
 LINK_COLUMNS = (UsageLink.version, UsageLink.trace, UsageLink.span_id, UsageLink.create_time)
-OBSERVATION_COLUMNS = (Observation.version, Observation.trace, Observation.kind, Observation.success,
-                       Observation.total_cost_usd, Observation.duration_ms)
-SIGNAL_COLUMNS = (Observation.kind, Observation.success, Observation.total_cost_usd, Observation.duration_ms)
+# In tally.Signals' order after (version, trace).
+SIGNAL_COLUMNS = (Observation.kind, Observation.success, Observation.total_cost_usd, Observation.duration_ms,
+                  Observation.input_tokens, Observation.output_tokens, Observation.event_time,
+                  Observation.link_time)
+OBSERVATION_COLUMNS = (Observation.version, Observation.trace, *SIGNAL_COLUMNS)
 # A checkpoint's columns, named as the Tally's fields: state moves by name.
 CHECKPOINT_TALLY = tuple(getattr(VersionCheckpoint, name) for name in TALLY_FIELDS)
-CHECKPOINT_COLUMNS = (VersionCheckpoint.last_observation_id, *CHECKPOINT_TALLY, VersionCheckpoint.sketch)
+CHECKPOINT_COLUMNS = (VersionCheckpoint.last_observation_id, *CHECKPOINT_TALLY, VersionCheckpoint.sketch,
+                      VersionCheckpoint.cost_sketch)
+BUCKET_TALLY = tuple(getattr(VersionBucket, name) for name in TALLY_FIELDS)
+BUCKET_COLUMNS = (VersionBucket.version, VersionBucket.start_time, *BUCKET_TALLY, VersionBucket.sketch,
+                  VersionBucket.cost_sketch)
 _OR_MAX = 100  # version ranges in one statement's OR
 
 
@@ -85,20 +93,35 @@ def _insert_sql(param: str, table_name: str, columns: str, width: int, rows: int
 
 def checkpoint_of(row: Sequence) -> Checkpoint:
     """A Checkpoint from CHECKPOINT_COLUMNS' values."""
-    last, *counters, sketch = row
-    return Checkpoint(last, Tally(**dict(zip(TALLY_FIELDS, counters, strict=True))), sketch)
+    last, *counters, sketch, cost_sketch = row
+    return Checkpoint(last, Tally(**dict(zip(TALLY_FIELDS, counters, strict=True))), sketch, cost_sketch)
+
+
+def time_value(value):
+    # SQLite hands timestamps back as text, PostgreSQL as datetimes. The text
+    # is ISO 8601 with a space: fromisoformat, in C, is many times faster
+    # than peewee's strptime formats, and a window's edge reads many.
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return Observation.event_time.python_value(value)
 
 
 LINKED = Signals(OBSERVATION_LINKED, None, None, None)
 
 
 def outcome_signals(row: TraceRow) -> Signals:
-    return Signals(OBSERVATION_OUTCOME, row.success, row.total_cost_usd, row.duration_ms)
+    return Signals(OBSERVATION_OUTCOME, row.success, row.total_cost_usd, row.duration_ms, row.input_tokens,
+                   row.output_tokens, row.end_time)
 
 
-def signals_of(kind, success, cost, duration) -> Signals:
+def signals_of(kind, success, cost, duration, input_tokens=None, output_tokens=None, event_time=None,
+               link_time=None) -> Signals:
     # SQLite hands booleans back as 0/1.
-    return Signals(kind, None if success is None else bool(success), cost, duration)
+    return Signals(kind, None if success is None else bool(success), cost, duration, input_tokens,
+                   output_tokens, time_value(event_time), time_value(link_time))
 
 
 class SqlStore(Store):
@@ -181,7 +204,10 @@ class SqlStore(Store):
                 if (version_id, trace.id) in pairs:  # a trace counts once per version
                     continue
                 pairs.add((version_id, trace.id))
-                observations.append(NewObservation(version_id, trace.id, LINKED))
+                # A trace counts at its end time once it has one, else when linked.
+                linked_at = trace.end_time if trace.has_outcome else now
+                link = LINKED._replace(event_time=linked_at)
+                observations.append(NewObservation(version_id, trace.id, link))
                 if trace.has_outcome:
                     observations.append(NewObservation(version_id, trace.id, outcome_signals(trace)))
             create_time = UsageLink.create_time.db_value(now)
@@ -189,8 +215,12 @@ class SqlStore(Store):
             due = self.append_observations(observations, fold_at)
         return linked, due
 
-    def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int]]:
-        return self.links(trace_pks, with_span=False)
+    def linked_versions(self, trace_pks: Sequence[int]) -> list[tuple[object, int, object]]:
+        out: list[tuple] = []
+        for chunk in chunks(trace_pks):
+            rows = self.execute(_first_links_sql(self.param, len(chunk)), list(chunk)).fetchall()
+            out.extend((vid, pk, time_value(first)) for vid, pk, first in rows)
+        return out
 
     def links(self, trace_pks: Sequence[int], with_span: bool = True) -> list[tuple]:
         """(version_id, trace pk[, span_id]) of every link of these traces."""
@@ -242,14 +272,51 @@ class SqlStore(Store):
 
     def advance_checkpoint(self, version_id, was: int, checkpoint: Checkpoint) -> bool:
         tally = checkpoint.tally.as_dict()
-        values = [checkpoint.last_observation_id, *(tally[name] for name in TALLY_FIELDS), checkpoint.sketch]
+        values = [checkpoint.last_observation_id, *(tally[name] for name in TALLY_FIELDS), checkpoint.sketch,
+                  checkpoint.cost_sketch]
         params = [*values, self.version_param(version_id), was]
         return self.execute(_advance_sql(self.param), params).rowcount == 1
 
     def reset_checkpoint(self, version_id) -> None:
-        VersionCheckpoint.update(last_observation_id=0, sketch=None, **Tally().as_dict()).where(
-            VersionCheckpoint.version == version_id
-        ).execute()
+        VersionCheckpoint.update(
+            last_observation_id=0, sketch=None, cost_sketch=None, **Tally().as_dict()
+        ).where(VersionCheckpoint.version == version_id).execute()
+        VersionBucket.delete().where(VersionBucket.version == version_id).execute()
+
+    # -- buckets ----------------------------------------------------------------
+
+    def time_param(self, value):
+        return Observation.event_time.db_value(value)
+
+    def buckets(self, version_ids: Sequence, start=None, end=None, starts: Sequence = ()) -> list[Bucket]:
+        out: list[Bucket] = []
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [self.version_param(v) for v in chunk]
+            if starts:
+                params += [self.time_param(t) for t in starts]
+            params += [self.time_param(t) for t in (start, end) if t is not None]
+            sql = _buckets_sql(self.param, len(chunk), len(starts), start is not None, end is not None)
+            for vid, begin, *counters, sketch, cost_sketch in self.execute(sql, params):
+                tally = Tally(**dict(zip(TALLY_FIELDS, counters, strict=True)))
+                out.append(Bucket(vid, time_value(begin), tally, sketch, cost_sketch))
+        return out
+
+    def store_buckets(self, buckets: Sequence[Bucket]) -> None:
+        for b in buckets:
+            tally = b.tally.as_dict()
+            params = [self.version_param(b.version_id), self.time_param(b.start_time),
+                      *(tally[name] for name in TALLY_FIELDS), b.sketch, b.cost_sketch]
+            self.execute(_store_bucket_sql(self.param), params)
+
+    def observations_between(self, version_ids: Sequence, start, end) -> list[tuple[object, Signals]]:
+        out: list[tuple] = []
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [self.version_param(v) for v in chunk]
+            bounds = [self.time_param(start), self.time_param(end)]
+            sql = _between_sql(self.param, len(chunk))
+            rows = self.execute(sql, [*params, *bounds, *params, *bounds])
+            out.extend((row[1], signals_of(*row[2:])) for row in rows)
+        return out
 
     def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
         rows = self.execute(_comparison_sql(self.param), [account_id, name]).fetchall()
@@ -258,9 +325,12 @@ class SqlStore(Store):
         # A prompt without versions is one row of NULLs.
         return [
             ComparedVersion(vid, version, text, checkpoint_of(state) if state[0] is not None else None)
-            for vid, version, text, *state in rows
+            for vid, version, text, _, *state in rows
             if vid is not None
-        ]
+        ], rows[0][3]
+
+    def checkpoints(self, version_ids: Sequence) -> dict:
+        return {vid: self.read_checkpoint(vid) for vid in version_ids}
 
     def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:
         rows = self.execute(_agent_comparison_sql(self.param), [account_id, agent]).fetchall()
@@ -303,6 +373,47 @@ def _links_sql(p: str, n: int, with_span: bool) -> str:
 
 
 @lru_cache(maxsize=256)
+def _first_links_sql(p: str, n: int) -> str:
+    link = UsageLink
+    return (f"SELECT {cols((link.version, link.trace))}, MIN({c(link.create_time)}) FROM {table(link)} "
+            f"WHERE {c(link.trace)} IN {placeholders(p, n)} GROUP BY {cols((link.version, link.trace))}")
+
+
+@lru_cache(maxsize=256)
+def _buckets_sql(p: str, n: int, starts: int, from_start: bool, to_end: bool) -> str:
+    b = VersionBucket
+    where = [f"{c(b.version)} IN {placeholders(p, n)}"]
+    if starts:
+        where.append(f"{c(b.start_time)} IN {placeholders(p, starts)}")
+    if from_start:
+        where.append(f"{c(b.start_time)} >= {p}")
+    if to_end:
+        where.append(f"{c(b.start_time)} < {p}")
+    return (f"SELECT {cols(BUCKET_COLUMNS)} FROM {table(b)} WHERE {' AND '.join(where)} "
+            f"ORDER BY {c(b.start_time)}")
+
+
+@lru_cache(maxsize=4)
+def _store_bucket_sql(p: str) -> str:
+    b = VersionBucket
+    updates = ", ".join(f"{c(f)} = excluded.{c(f)}" for f in BUCKET_COLUMNS[2:])
+    return (f"INSERT INTO {table(b)} ({cols(BUCKET_COLUMNS)}) VALUES {placeholders(p, len(BUCKET_COLUMNS))} "
+            f"ON CONFLICT ({cols((b.version, b.start_time))}) DO UPDATE SET {updates}")
+
+
+@lru_cache(maxsize=128)
+def _between_sql(p: str, n: int) -> str:
+    # Rows that count in [start, end), or that move a trace out of it (by
+    # their link_time): two index ranges, each on (version, time).
+    o = Observation
+    versions = f"{c(o.version)} IN {placeholders(p, n)}"
+    # With the id, so that UNION merges a row found twice, never two alike.
+    select = f"SELECT {cols((o.id, o.version, *SIGNAL_COLUMNS))} FROM {table(o)}"
+    return (f"{select} WHERE {versions} AND {c(o.event_time)} >= {p} AND {c(o.event_time)} < {p} "
+            f"UNION {select} WHERE {versions} AND {c(o.link_time)} >= {p} AND {c(o.link_time)} < {p}")
+
+
+@lru_cache(maxsize=256)
 def _last_folded_sql(p: str, n: int, lock: str) -> str:
     cp = VersionCheckpoint
     return (f"SELECT {cols((cp.version, cp.last_observation_id))} FROM {table(cp)} "
@@ -342,7 +453,8 @@ def _comparison_sql(p: str) -> str:
     pr, v, cp = Prompt, PromptVersion, VersionCheckpoint
     checkpoint_columns = ", ".join(f"c.{c(f)}" for f in CHECKPOINT_COLUMNS)
     return (
-        f"SELECT v.{c(v.id)}, v.{c(v.version)}, v.{c(v.template_text)}, {checkpoint_columns} "
+        f"SELECT v.{c(v.id)}, v.{c(v.version)}, v.{c(v.template_text)}, p.{c(pr.active_version)}, "
+        f"{checkpoint_columns} "
         f"FROM {table(pr)} AS p LEFT JOIN {table(v)} AS v ON v.{c(v.prompt)} = p.{c(pr.id)} "
         f"LEFT JOIN {table(cp)} AS c ON c.{c(cp.version)} = v.{c(v.id)} "
         f"WHERE p.{c(pr.account)} = {p} AND p.{c(pr.name)} = {p} ORDER BY v.{c(v.version)}"

@@ -17,7 +17,7 @@ from ..models import Agent, Prompt, PromptVersion, Trace, db
 from ..settings import SQLITE_SCHEMES
 from ..tally import Signals
 from .base import Checkpoint, TraceRow, Usage
-from .sql import TRACE_COLUMNS, SqlStore, c, chunks, cols, placeholders, table
+from .sql import TRACE_COLUMNS, SqlStore, c, chunks, cols, placeholders, table, time_value
 
 SCHEMES = SQLITE_SCHEMES
 
@@ -65,7 +65,10 @@ class SqliteStore(SqlStore):
         ).fetchall():
             self.execute(f'DROP INDEX "{index}"')
         db.create_tables([model])
-        columns = cols(model._meta.sorted_fields)
+        # Only the columns the old table has: a later migration adds the
+        # rest (and SQLite would read a missing "name" as a string literal).
+        have = {row[1] for row in self.execute(f'PRAGMA table_info("{old}")').fetchall()}
+        columns = cols([f for f in model._meta.sorted_fields if f.column_name in have])
         self.execute(f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM "{old}"')
         self.execute(f'DROP TABLE "{old}"')
 
@@ -85,9 +88,12 @@ class SqliteStore(SqlStore):
         for chunk in chunks(trace_ids):
             sql = (f"SELECT {cols(TRACE_COLUMNS)} FROM {table(Trace)} WHERE {c(Trace.account)} = ? "
                    f"AND {c(Trace.trace_id)} IN {placeholders('?', len(chunk))}")
-            for pk, trace_id, has_outcome, success, cost, duration in self.execute(sql, [account_id, *chunk]):
-                out[trace_id] = TraceRow(pk, trace_id, bool(has_outcome),
-                                         None if success is None else bool(success), cost, duration)
+            for pk, trace_id, has_outcome, success, *rest, end, tokens_in, tokens_out in self.execute(
+                sql, [account_id, *chunk]
+            ):
+                success = None if success is None else bool(success)
+                out[trace_id] = TraceRow(pk, trace_id, bool(has_outcome), success, *rest, time_value(end),
+                                         tokens_in, tokens_out)
         return out
 
     def lock_traces(self, account_id: int, trace_ids: Sequence[str]) -> tuple[dict[str, TraceRow], set[str]]:
@@ -106,11 +112,12 @@ class SqliteStore(SqlStore):
     def set_outcomes(self, outcomes: Sequence[tuple[int, Signals]], now: datetime) -> None:
         t = Trace
         sql = (f"UPDATE {table(t)} SET {c(t.has_outcome)} = 1, {c(t.success)} = ?, "
-               f"{c(t.total_cost_usd)} = ?, "
-               f"{c(t.duration_ms)} = ?, {c(t.outcome_time)} = ? WHERE {c(t.id)} = ?")
+               f"{c(t.total_cost_usd)} = ?, {c(t.duration_ms)} = ?, {c(t.input_tokens)} = ?, "
+               f"{c(t.output_tokens)} = ?, {c(t.end_time)} = ?, {c(t.outcome_time)} = ? WHERE {c(t.id)} = ?")
         when = t.outcome_time.db_value(now)
         # sqlite3's executemany steps one prepared statement, in C.
-        rows = [(s.success, s.total_cost_usd, s.duration_ms, when, pk) for pk, s in outcomes]
+        rows = [(s.success, s.total_cost_usd, s.duration_ms, s.input_tokens, s.output_tokens,
+                 t.end_time.db_value(s.event_time or now), when, pk) for pk, s in outcomes]
         db.cursor().executemany(sql, rows)
 
     # -- usage ------------------------------------------------------------------

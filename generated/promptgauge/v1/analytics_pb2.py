@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epromptgauge/v1/analytics.proto\x12\x0epromptgauge.v1\"\x9c\x01\n\x0cTraceOutcome\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x14\n\x07success\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0etotal_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0b\x64uration_ms\x18\x04 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_successB\x11\n\x0f_total_cost_usdB\x0e\n\x0c_duration_ms\"n\n\x0bUsageRecord\x12\x13\n\x0bprompt_name\x18\x01 \x01(\t\x12\x16\n\x0eprompt_version\x18\x02 \x01(\x05\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x14\n\x07span_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_span_id\"\x86\x01\n\rIngestSummary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08recorded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x10\n\x08rejected\x18\x04 \x01(\x03\x12+\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x1b.promptgauge.v1.RecordError\"K\n\x0bRecordError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x86\x02\n\x0eVersionMetrics\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x15\n\rtemplate_text\x18\x02 \x01(\t\x12\x14\n\x0ctotal_traces\x18\x03 \x01(\x03\x12\x19\n\x0csuccess_rate\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x61vg_cost_usd\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61vg_latency_ms\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0ep95_latency_ms\x18\x07 \x01(\x01H\x03\x88\x01\x01\x42\x0f\n\r_success_rateB\x0f\n\r_avg_cost_usdB\x11\n\x0f_avg_latency_msB\x11\n\x0f_p95_latency_ms\"J\n\x19RecordTraceOutcomeRequest\x12-\n\x07outcome\x18\x01 \x01(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\",\n\x1aRecordTraceOutcomeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"L\n\x1aStreamTraceOutcomesRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\"M\n\x1bStreamTraceOutcomesResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"@\n\x12RecordUsageRequest\x12*\n\x05usage\x18\x01 \x01(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"%\n\x13RecordUsageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"B\n\x12StreamUsageRequest\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"E\n\x13StreamUsageResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"Z\n\x1c\x43omparePromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04view\x18\x02 \x01(\x0e\x32\x1e.promptgauge.v1.ComparisonView\"z\n\x1d\x43omparePromptVersionsResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x08versions\x18\x02 \x03(\x0b\x32\x1e.promptgauge.v1.VersionMetrics\x12\x19\n\x11templates_omitted\x18\x03 \x01(\x08*f\n\x0e\x43omparisonView\x12\x1f\n\x1b\x43OMPARISON_VIEW_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43OMPARISON_VIEW_BASIC\x10\x01\x12\x18\n\x14\x43OMPARISON_VIEW_FULL\x10\x02\x32\x99\x04\n\x10\x41nalyticsService\x12k\n\x12RecordTraceOutcome\x12).promptgauge.v1.RecordTraceOutcomeRequest\x1a*.promptgauge.v1.RecordTraceOutcomeResponse\x12p\n\x13StreamTraceOutcomes\x12*.promptgauge.v1.StreamTraceOutcomesRequest\x1a+.promptgauge.v1.StreamTraceOutcomesResponse(\x01\x12V\n\x0bRecordUsage\x12\".promptgauge.v1.RecordUsageRequest\x1a#.promptgauge.v1.RecordUsageResponse\x12X\n\x0bStreamUsage\x12\".promptgauge.v1.StreamUsageRequest\x1a#.promptgauge.v1.StreamUsageResponse(\x01\x12t\n\x15\x43omparePromptVersions\x12,.promptgauge.v1.ComparePromptVersionsRequest\x1a-.promptgauge.v1.ComparePromptVersionsResponseB\x7f\n\x12\x63om.promptgauge.v1B\x0e\x41nalyticsProtoP\x01ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\xaa\x02\x0ePromptgauge.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epromptgauge/v1/analytics.proto\x12\x0epromptgauge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n\x0cTraceOutcome\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x14\n\x07success\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0etotal_cost_usd\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0b\x64uration_ms\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x19\n\x0cinput_tokens\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x1a\n\routput_tokens\x18\x06 \x01(\x03H\x04\x88\x01\x01\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\n\x08_successB\x11\n\x0f_total_cost_usdB\x0e\n\x0c_duration_msB\x0f\n\r_input_tokensB\x10\n\x0e_output_tokens\"n\n\x0bUsageRecord\x12\x13\n\x0bprompt_name\x18\x01 \x01(\t\x12\x16\n\x0eprompt_version\x18\x02 \x01(\x05\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x14\n\x07span_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_span_id\"\x86\x01\n\rIngestSummary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08recorded\x18\x02 \x01(\x03\x12\x12\n\nduplicates\x18\x03 \x01(\x03\x12\x10\n\x08rejected\x18\x04 \x01(\x03\x12+\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x1b.promptgauge.v1.RecordError\"K\n\x0bRecordError\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xb2\x06\n\x0eVersionMetrics\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x15\n\rtemplate_text\x18\x02 \x01(\t\x12\x14\n\x0ctotal_traces\x18\x03 \x01(\x03\x12\x19\n\x0csuccess_rate\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x61vg_cost_usd\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61vg_latency_ms\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0ep95_latency_ms\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x1b\n\x0ep50_latency_ms\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12\x1b\n\x0ep90_latency_ms\x18\t \x01(\x01H\x05\x88\x01\x01\x12\x1b\n\x0ep99_latency_ms\x18\n \x01(\x01H\x06\x88\x01\x01\x12\x19\n\x0cp50_cost_usd\x18\x0b \x01(\x01H\x07\x88\x01\x01\x12\x19\n\x0cp95_cost_usd\x18\x0c \x01(\x01H\x08\x88\x01\x01\x12\x1d\n\x10\x61vg_input_tokens\x18\r \x01(\x01H\t\x88\x01\x01\x12\x1e\n\x11\x61vg_output_tokens\x18\x0e \x01(\x01H\n\x88\x01\x01\x12\x16\n\x0etotal_cost_usd\x18\x0f \x01(\x01\x12\x15\n\rsuccess_count\x18\x10 \x01(\x03\x12\x15\n\routcome_count\x18\x11 \x01(\x03\x12\x37\n\x15success_rate_interval\x18\x12 \x01(\x0b\x32\x18.promptgauge.v1.Interval\x12\x31\n\x0bvs_baseline\x18\x13 \x01(\x0b\x32\x1c.promptgauge.v1.Significance\x12\x11\n\tis_active\x18\x14 \x01(\x08\x12\x13\n\x0bis_baseline\x18\x15 \x01(\x08\x42\x0f\n\r_success_rateB\x0f\n\r_avg_cost_usdB\x11\n\x0f_avg_latency_msB\x11\n\x0f_p95_latency_msB\x11\n\x0f_p50_latency_msB\x11\n\x0f_p90_latency_msB\x11\n\x0f_p99_latency_msB\x0f\n\r_p50_cost_usdB\x0f\n\r_p95_cost_usdB\x13\n\x11_avg_input_tokensB\x14\n\x12_avg_output_tokens\"%\n\x08Interval\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\"\xff\x02\n\x0cSignificance\x12\x18\n\x10\x62\x61seline_version\x18\x01 \x01(\x05\x12\x1e\n\x11success_rate_diff\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12!\n\x14success_rate_p_value\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\ravg_cost_diff\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10\x61vg_cost_p_value\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10\x61vg_latency_diff\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12 \n\x13\x61vg_latency_p_value\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x13\n\x0bsignificant\x18\x08 \x01(\x08\x42\x14\n\x12_success_rate_diffB\x17\n\x15_success_rate_p_valueB\x10\n\x0e_avg_cost_diffB\x13\n\x11_avg_cost_p_valueB\x13\n\x11_avg_latency_diffB\x16\n\x14_avg_latency_p_value\"J\n\x19RecordTraceOutcomeRequest\x12-\n\x07outcome\x18\x01 \x01(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\",\n\x1aRecordTraceOutcomeResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"L\n\x1aStreamTraceOutcomesRequest\x12.\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1c.promptgauge.v1.TraceOutcome\"M\n\x1bStreamTraceOutcomesResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"@\n\x12RecordUsageRequest\x12*\n\x05usage\x18\x01 \x01(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"%\n\x13RecordUsageResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\"B\n\x12StreamUsageRequest\x12,\n\x07records\x18\x01 \x03(\x0b\x32\x1b.promptgauge.v1.UsageRecord\"E\n\x13StreamUsageResponse\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.promptgauge.v1.IngestSummary\"\x86\x02\n\x1c\x43omparePromptVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04view\x18\x02 \x01(\x0e\x32\x1e.promptgauge.v1.ComparisonView\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x10\x62\x61seline_version\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10\x63onfidence_level\x18\x06 \x01(\x01\x42\x13\n\x11_baseline_version\"z\n\x1d\x43omparePromptVersionsResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x08versions\x18\x02 \x03(\x0b\x32\x1e.promptgauge.v1.VersionMetrics\x12\x19\n\x11templates_omitted\x18\x03 \x01(\x08\"\xbb\x01\n\x1bGetVersionTimeSeriesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0bgranularity\x18\x04 \x01(\x0e\x32\x1b.promptgauge.v1.Granularity\"M\n\x1cGetVersionTimeSeriesResponse\x12-\n\x06series\x18\x01 \x03(\x0b\x32\x1d.promptgauge.v1.VersionSeries\"M\n\rVersionSeries\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12+\n\x07\x62uckets\x18\x02 \x03(\x0b\x32\x1a.promptgauge.v1.TimeBucket\"\x8a\x02\n\nTimeBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctotal_traces\x18\x02 \x01(\x03\x12\x19\n\x0csuccess_rate\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x61vg_cost_usd\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0ep50_latency_ms\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0ep95_latency_ms\x18\x06 \x01(\x01H\x03\x88\x01\x01\x42\x0f\n\r_success_rateB\x0f\n\r_avg_cost_usdB\x11\n\x0f_p50_latency_msB\x11\n\x0f_p95_latency_ms*f\n\x0e\x43omparisonView\x12\x1f\n\x1b\x43OMPARISON_VIEW_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43OMPARISON_VIEW_BASIC\x10\x01\x12\x18\n\x14\x43OMPARISON_VIEW_FULL\x10\x02*U\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n\x10GRANULARITY_HOUR\x10\x01\x12\x13\n\x0fGRANULARITY_DAY\x10\x02\x32\xfe\x05\n\x10\x41nalyticsService\x12k\n\x12RecordTraceOutcome\x12).promptgauge.v1.RecordTraceOutcomeRequest\x1a*.promptgauge.v1.RecordTraceOutcomeResponse\x12p\n\x13StreamTraceOutcomes\x12*.promptgauge.v1.StreamTraceOutcomesRequest\x1a+.promptgauge.v1.StreamTraceOutcomesResponse(\x01\x12V\n\x0bRecordUsage\x12\".promptgauge.v1.RecordUsageRequest\x1a#.promptgauge.v1.RecordUsageResponse\x12X\n\x0bStreamUsage\x12\".promptgauge.v1.StreamUsageRequest\x1a#.promptgauge.v1.StreamUsageResponse(\x01\x12t\n\x15\x43omparePromptVersions\x12,.promptgauge.v1.ComparePromptVersionsRequest\x1a-.promptgauge.v1.ComparePromptVersionsResponse\x12q\n\x14GetVersionTimeSeries\x12+.promptgauge.v1.GetVersionTimeSeriesRequest\x1a,.promptgauge.v1.GetVersionTimeSeriesResponse\x12p\n\x0fWatchComparison\x12,.promptgauge.v1.ComparePromptVersionsRequest\x1a-.promptgauge.v1.ComparePromptVersionsResponse0\x01\x42\x7f\n\x12\x63om.promptgauge.v1B\x0e\x41nalyticsProtoP\x01ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\xaa\x02\x0ePromptgauge.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,38 +33,52 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'promptgauge.v1.analytics_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\022com.promptgauge.v1B\016AnalyticsProtoP\001ZFgithub.com/promptgauge/promptgauge/gen/go/promptgauge/v1;promptgaugev1\252\002\016Promptgauge.V1'
-  _globals['_COMPARISONVIEW']._serialized_start=1539
-  _globals['_COMPARISONVIEW']._serialized_end=1641
-  _globals['_TRACEOUTCOME']._serialized_start=51
-  _globals['_TRACEOUTCOME']._serialized_end=207
-  _globals['_USAGERECORD']._serialized_start=209
-  _globals['_USAGERECORD']._serialized_end=319
-  _globals['_INGESTSUMMARY']._serialized_start=322
-  _globals['_INGESTSUMMARY']._serialized_end=456
-  _globals['_RECORDERROR']._serialized_start=458
-  _globals['_RECORDERROR']._serialized_end=533
-  _globals['_VERSIONMETRICS']._serialized_start=536
-  _globals['_VERSIONMETRICS']._serialized_end=798
-  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_start=800
-  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_end=874
-  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_start=876
-  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_end=920
-  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_start=922
-  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_end=998
-  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_start=1000
-  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_end=1077
-  _globals['_RECORDUSAGEREQUEST']._serialized_start=1079
-  _globals['_RECORDUSAGEREQUEST']._serialized_end=1143
-  _globals['_RECORDUSAGERESPONSE']._serialized_start=1145
-  _globals['_RECORDUSAGERESPONSE']._serialized_end=1182
-  _globals['_STREAMUSAGEREQUEST']._serialized_start=1184
-  _globals['_STREAMUSAGEREQUEST']._serialized_end=1250
-  _globals['_STREAMUSAGERESPONSE']._serialized_start=1252
-  _globals['_STREAMUSAGERESPONSE']._serialized_end=1321
-  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_start=1323
-  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_end=1413
-  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_start=1415
-  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_end=1537
-  _globals['_ANALYTICSSERVICE']._serialized_start=1644
-  _globals['_ANALYTICSSERVICE']._serialized_end=2181
+  _globals['_COMPARISONVIEW']._serialized_start=3479
+  _globals['_COMPARISONVIEW']._serialized_end=3581
+  _globals['_GRANULARITY']._serialized_start=3583
+  _globals['_GRANULARITY']._serialized_end=3668
+  _globals['_TRACEOUTCOME']._serialized_start=84
+  _globals['_TRACEOUTCOME']._serialized_end=376
+  _globals['_USAGERECORD']._serialized_start=378
+  _globals['_USAGERECORD']._serialized_end=488
+  _globals['_INGESTSUMMARY']._serialized_start=491
+  _globals['_INGESTSUMMARY']._serialized_end=625
+  _globals['_RECORDERROR']._serialized_start=627
+  _globals['_RECORDERROR']._serialized_end=702
+  _globals['_VERSIONMETRICS']._serialized_start=705
+  _globals['_VERSIONMETRICS']._serialized_end=1523
+  _globals['_INTERVAL']._serialized_start=1525
+  _globals['_INTERVAL']._serialized_end=1562
+  _globals['_SIGNIFICANCE']._serialized_start=1565
+  _globals['_SIGNIFICANCE']._serialized_end=1948
+  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_start=1950
+  _globals['_RECORDTRACEOUTCOMEREQUEST']._serialized_end=2024
+  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_start=2026
+  _globals['_RECORDTRACEOUTCOMERESPONSE']._serialized_end=2070
+  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_start=2072
+  _globals['_STREAMTRACEOUTCOMESREQUEST']._serialized_end=2148
+  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_start=2150
+  _globals['_STREAMTRACEOUTCOMESRESPONSE']._serialized_end=2227
+  _globals['_RECORDUSAGEREQUEST']._serialized_start=2229
+  _globals['_RECORDUSAGEREQUEST']._serialized_end=2293
+  _globals['_RECORDUSAGERESPONSE']._serialized_start=2295
+  _globals['_RECORDUSAGERESPONSE']._serialized_end=2332
+  _globals['_STREAMUSAGEREQUEST']._serialized_start=2334
+  _globals['_STREAMUSAGEREQUEST']._serialized_end=2400
+  _globals['_STREAMUSAGERESPONSE']._serialized_start=2402
+  _globals['_STREAMUSAGERESPONSE']._serialized_end=2471
+  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_start=2474
+  _globals['_COMPAREPROMPTVERSIONSREQUEST']._serialized_end=2736
+  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_start=2738
+  _globals['_COMPAREPROMPTVERSIONSRESPONSE']._serialized_end=2860
+  _globals['_GETVERSIONTIMESERIESREQUEST']._serialized_start=2863
+  _globals['_GETVERSIONTIMESERIESREQUEST']._serialized_end=3050
+  _globals['_GETVERSIONTIMESERIESRESPONSE']._serialized_start=3052
+  _globals['_GETVERSIONTIMESERIESRESPONSE']._serialized_end=3129
+  _globals['_VERSIONSERIES']._serialized_start=3131
+  _globals['_VERSIONSERIES']._serialized_end=3208
+  _globals['_TIMEBUCKET']._serialized_start=3211
+  _globals['_TIMEBUCKET']._serialized_end=3477
+  _globals['_ANALYTICSSERVICE']._serialized_start=3671
+  _globals['_ANALYTICSSERVICE']._serialized_end=4437
 # @@protoc_insertion_point(module_scope)

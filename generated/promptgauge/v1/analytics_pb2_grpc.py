@@ -66,6 +66,16 @@ class AnalyticsServiceStub:
                 request_serializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.SerializeToString,
                 response_deserializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.FromString,
                 _registered_method=True)
+        self.GetVersionTimeSeries = channel.unary_unary(
+                '/promptgauge.v1.AnalyticsService/GetVersionTimeSeries',
+                request_serializer=promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesResponse.FromString,
+                _registered_method=True)
+        self.WatchComparison = channel.unary_stream(
+                '/promptgauge.v1.AnalyticsService/WatchComparison',
+                request_serializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.SerializeToString,
+                response_deserializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -142,13 +152,53 @@ class AnalyticsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ComparePromptVersions(self, request, context):
-        """Compares the versions of a prompt: traces, success rate, cost in USD,
-        mean and p95 latency in milliseconds. `view` says whether each version's
-        template comes along.
+        """Compares the versions of a prompt: traces, success rate with its Wilson
+        interval, cost in USD, latency percentiles in milliseconds, tokens, and
+        each version against a baseline (the active version unless given) with
+        p-values and a Holm-corrected significance flag. Over all time, or over
+        the half-open window [start_time, end_time) of event time, exact to the
+        microsecond at both bounds. `view` says whether each version's template
+        comes along. A request without the window, baseline and confidence
+        fields gets the all-time comparison, as before they existed.
 
-        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name);
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        start_time not before end_time, confidence_level outside 0..1, a
+        baseline_version that is not positive); NOT_FOUND (no prompt of that
+        name, or no such baseline_version); UNAVAILABLE (the database is
+        unavailable: retry).
+
+        WatchComparison takes the same request and gives the same response: a
+        live comparison is the same question and answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVersionTimeSeries(self, request, context):
+        """A prompt's versions over time: per version, one bucket per hour or per
+        day (UTC) that has data in [start_time, end_time), widened to whole
+        hours. A version without data in the range has no buckets.
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT (bad name,
+        start_time not before end_time, granularity unset or unknown);
         NOT_FOUND (no prompt of that name); UNAVAILABLE (the database is
         unavailable: retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchComparison(self, request, context):
+        """ComparePromptVersions, live: the comparison at once, then a fresh one
+        whenever new data changed it, at most once a second. Streams that ask the
+        same comparison share one computation a second, whatever their number.
+        The stream ends only when the caller cancels it or the server shuts down
+        (UNAVAILABLE: call again).
+
+        Errors: UNAUTHENTICATED (no valid API key); INVALID_ARGUMENT and
+        NOT_FOUND as ComparePromptVersions, before the first message;
+        UNAVAILABLE (the database is unavailable, or the server is shutting
+        down: call again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +229,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
             ),
             'ComparePromptVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.ComparePromptVersions,
+                    request_deserializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.SerializeToString,
+            ),
+            'GetVersionTimeSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVersionTimeSeries,
+                    request_deserializer=promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesRequest.FromString,
+                    response_serializer=promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesResponse.SerializeToString,
+            ),
+            'WatchComparison': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchComparison,
                     request_deserializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.FromString,
                     response_serializer=promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.SerializeToString,
             ),
@@ -323,6 +383,60 @@ class AnalyticsService:
             request,
             target,
             '/promptgauge.v1.AnalyticsService/ComparePromptVersions',
+            promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.SerializeToString,
+            promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVersionTimeSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/promptgauge.v1.AnalyticsService/GetVersionTimeSeries',
+            promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesRequest.SerializeToString,
+            promptgauge_dot_v1_dot_analytics__pb2.GetVersionTimeSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchComparison(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/promptgauge.v1.AnalyticsService/WatchComparison',
             promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsRequest.SerializeToString,
             promptgauge_dot_v1_dot_analytics__pb2.ComparePromptVersionsResponse.FromString,
             options,
