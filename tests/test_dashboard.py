@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from markupsafe import escape
 from promptgauge.client import PromptGaugeClient
 from promptgauge.server import accounts, storage
 from promptgauge.server.dashboard import charts, sessions
-from promptgauge.server.dashboard.pages import WINDOWS, field_value, side_by_side, window_of
+from promptgauge.server.dashboard.pages import WINDOWS, field_value, p_value, pp, side_by_side, window_of
 from promptgauge.server.errors import InvalidArgument
 from promptgauge.server.registry import VersionView
 from promptgauge.v1 import agents_pb2
@@ -315,37 +316,137 @@ def test_a_bad_address_is_a_clear_error_page(signed_in, client, path, status, wo
     assert got == status and words in body, body
 
 
-def test_the_comparison_table_shows_compare_s_numbers(signed_in, client):
-    client.create_prompt_version("numbers", "one")
-    client.create_prompt_version("numbers", "two")
+def _table_row(body: str, version: int) -> tuple[dict[str, str], str]:
+    """The comparison row of `version`: metric -> data-value, and the row's HTML."""
+    table = re.search(r'<table id="comparison".*?</table>', body, re.S)[0]
+    row = re.search(rf'<tr data-version="{version}".*?</tr>', table, re.S)[0]
+    return dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row)), row
+
+
+def _value(cell: str) -> float | None:
+    return float(cell) if cell else None
+
+
+def _optional(message, field: str) -> float | None:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _assert_row_is_compares(body: str, m) -> None:
+    cells, row = _table_row(body, m.version)
+    assert int(cells["total_traces"]) == m.total_traces
+    for field in ("success_rate", "avg_cost_usd", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms"):
+        assert _value(cells[field]) == _optional(m, field), (m.version, field)
+    if m.HasField("success_rate_interval"):
+        low, high = re.search(r'data-low="([^"]+)" data-high="([^"]+)"', row).groups()
+        assert (float(low), float(high)) == (m.success_rate_interval.low, m.success_rate_interval.high)
+    vs = m.vs_baseline if m.HasField("vs_baseline") else None
+    p_value = _optional(vs, "success_rate_p_value") if vs else None
+    assert _value(cells["success_rate_p_value"]) == p_value, m.version
+    assert re.search(r'data-significant="(\w+)"', row)[1] == ("true" if vs and vs.significant else "false")
+    assert ('<span class="badge baseline">' in row) == m.is_baseline
+
+
+def _traffic(client, name: str, end_time=None, versions=(1, 2, 3), n: int = 60) -> None:
     with client.recorder() as rec:
-        for i in range(40):
-            version = 1 + i % 2
-            trace = f"{i + 1:032x}"
-            rec.record_usage("numbers", version, trace)
-            if i < 30:
-                rec.record_outcome(
-                    trace, success=i % 3 != 0, total_cost_usd=0.001 * (i + 1), duration_ms=100.0 + i
-                )
+        for i in range(n):
+            version = versions[i % len(versions)]
+            trace = uuid.uuid4().hex
+            rec.record_usage(name, version, trace)
+            good = i % (2 + version) != 0  # v3 does best
+            rec.record_outcome(
+                trace,
+                success=good,
+                total_cost_usd=0.001 * (i + 1),
+                duration_ms=100.0 + 7 * i + 50 * version,
+                end_time=end_time,
+            )
+
+
+def test_the_comparison_table_shows_compare_s_numbers(signed_in, client):
+    for text in ("one", "two", "three"):
+        client.create_prompt_version("numbers", text, activate=text != "three")
+    _traffic(client, "numbers", n=300)
     _, _, body = signed_in.get("/prompts/numbers")
-    for m in client.compare_prompt_versions("numbers").versions:
-        row = re.search(rf'<tr data-version="{m.version}".*?</tr>', body, re.S)[0]
-        cells = dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row))
-        assert int(cells["total_traces"]) == m.total_traces
-        for field in ("success_rate", "avg_cost_usd", "avg_latency_ms", "p95_latency_ms"):
-            assert float(cells[field]) == getattr(m, field), field
+    compared = client.compare_prompt_versions("numbers").versions
+    assert [m.is_baseline for m in compared] == [False, True, False]  # the active one
+    assert any(m.HasField("vs_baseline") and m.vs_baseline.significant for m in compared)
+    for m in compared:
+        _assert_row_is_compares(body, m)
+
+
+def test_a_chosen_baseline_and_window_give_compare_s_numbers(signed_in, client):
+    for text in ("one", "two", "three"):
+        client.create_prompt_version("windowed", text)
+    now = datetime.now(UTC)
+    _traffic(client, "windowed", end_time=now - timedelta(days=3), versions=(1,), n=40)
+    _traffic(client, "windowed", end_time=now - timedelta(hours=1), n=90)
+    body = signed_in.get("/prompts/windowed?baseline=1")[2]
+    for m in client.compare_prompt_versions("windowed", baseline_version=1).versions:
+        _assert_row_is_compares(body, m)
+    assert "vs v1" in body and 'value="1" selected' in body
+    body = signed_in.get("/prompts/windowed?window=24h&baseline=2")[2]
+    recent = client.compare_prompt_versions(
+        "windowed", start_time=now - timedelta(hours=24), baseline_version=2
+    )
+    assert recent.versions[0].total_traces == 30  # the 40 older runs of v1 are outside
+    for m in recent.versions:
+        _assert_row_is_compares(body, m)
+    assert '<option value="24h" selected>' in body
+    all_time = signed_in.get("/prompts/windowed?window=all")[2]
+    assert _table_row(all_time, 1)[0]["total_traces"] == "70"
+
+
+def test_the_charts_over_time_draw_get_version_time_series(signed_in, client):
+    client.create_prompt_version("timed", "one")
+    client.create_prompt_version("timed", "two", activate=False)
+    now = datetime.now(UTC)
+    for hours in (30, 5, 4, 2):
+        _traffic(client, "timed", end_time=now - timedelta(hours=hours), versions=(1, 2), n=6)
+    _traffic(client, "timed", end_time=now - timedelta(hours=3), versions=(1,), n=4)
+    body = signed_in.get("/prompts/timed?window=24h")[2]
+    over_time = re.search(r'<div class="charts" id="over-time">.*?</div>', body, re.S)[0]
+    series = client.get_version_time_series(
+        "timed", start_time=now - timedelta(hours=24), end_time=now + timedelta(hours=1)
+    ).series
+    hours = {s.version: len(s.buckets) for s in series}
+    assert hours == {1: 4, 2: 3}
+    svgs = re.findall(r"<svg.*?</svg>", over_time, re.S)
+    assert len(svgs) == 2
+    for svg in svgs:
+        # v1: 5, 4, 3, 2 hours ago, one line; v2: 5 and 4 hours ago a line, 2 hours ago a dot.
+        assert [len(p.split()) for p in re.findall(r'class="line series-0" points="([^"]+)"', svg)] == [4]
+        assert [len(p.split()) for p in re.findall(r'class="line series-1" points="([^"]+)"', svg)] == [2]
+        assert len(re.findall(r'class="dot series-1"', svg)) == 1
+    client.create_prompt_version("silent", "x")
+    assert 'id="over-time"' not in signed_in.get("/prompts/silent")[2]
+
+
+@pytest.mark.parametrize(
+    "query, status, words",
+    [
+        ("window=1h", 400, "window must be one of 24h, 7d, 30d, all"),
+        ("baseline=0", 400, "baseline must be a positive integer"),
+        ("baseline=x", 400, "baseline must be a positive integer"),
+        ("baseline=9", 404, "baseline_version 9"),
+    ],
+)
+def test_a_bad_window_or_baseline_is_a_clear_error(signed_in, client, query, status, words):
+    client.create_prompt_version("chosen", "one")
+    got, _, body = signed_in.get(f"/prompts/chosen?{query}")
+    assert got == status and words in body, body
 
 
 def test_a_prompt_with_no_traces_shows_dashes(signed_in, client):
     client.create_prompt_version("quiet", "one")
     body = signed_in.get("/prompts/quiet")[2]
-    row = re.search(r'<tr data-version="1".*?</tr>', body, re.S)[0]
-    assert dict(re.findall(r'data-metric="(\w+)" data-value="([^"]*)"', row)) == {
+    assert _table_row(body, 1)[0] == {
         "total_traces": "0",
         "success_rate": "",
         "avg_cost_usd": "",
-        "avg_latency_ms": "",
+        "p50_latency_ms": "",
         "p95_latency_ms": "",
+        "p99_latency_ms": "",
+        "success_rate_p_value": "",
     }
     assert "no latency yet" in body
 
@@ -743,6 +844,11 @@ def test_window_of_names_the_choices_and_refuses_others():
         with pytest.raises(InvalidArgument) as refused:
             window_of(bad)
         assert refused.value.field == "window" and "24h, 7d, 30d, all" in refused.value.message
+
+
+def test_differences_and_p_values_read_as_written():
+    assert (pp(0.052), pp(-0.171), pp(0.0)) == ("+5.2 pp", "-17.1 pp", "+0.0 pp")
+    assert (p_value(0.0004), p_value(0.001), p_value(0.6274)) == ("p < 0.001", "p = 0.001", "p = 0.627")
 
 
 def test_line_chart_breaks_at_gaps_and_scales_to_the_axis():

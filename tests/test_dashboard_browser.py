@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,17 @@ def tab(browser, server, backend):
 
 
 def _record(client: PromptGaugeClient, name: str, version: int, outcomes: list[tuple]) -> None:
+    """Runs that ended over the last five days (never on a whole hour from
+    now, so that a window's edge falls between them)."""
+    now = datetime.now(UTC)
     with client.recorder() as rec:
-        for success, cost, duration in outcomes:
+        for i, (success, cost, duration) in enumerate(outcomes):
             trace = str(uuid.uuid4())
             rec.record_usage(name, version, trace)
-            rec.record_outcome(trace, success=success, total_cost_usd=cost, duration_ms=duration)
+            ended = now - timedelta(hours=(i * 7) % 120 + 0.5)
+            rec.record_outcome(
+                trace, success=success, total_cost_usd=cost, duration_ms=duration, end_time=ended
+            )
 
 
 def _classifier(client: PromptGaugeClient, name: str = "support-classifier") -> str:
@@ -165,11 +172,28 @@ def test_sign_in_and_the_comparison_table_shows_compares_numbers(tab, client, ap
     tab.page.wait_for_url(f"{tab.base}/prompts/{name}")
     compared = client.compare_prompt_versions(name).versions
     assert len(compared) == 3
+    _assert_table_is(tab, compared)
+    assert tab.page.locator("#comparison .badge.baseline").count() == 1
+    assert tab.page.locator("svg.chart").count() == 5  # three comparisons, two over time
+    # The last 24 hours: choose it, and the table is Compare's over that window.
+    tab.page.select_option("#window-form select[name=window]", "24h")
+    tab.page.select_option("#window-form select[name=baseline]", "1")
+    tab.page.click("#window-form button")
+    tab.page.wait_for_url(f"{tab.base}/prompts/{name}?window=24h&baseline=1")
+    day_ago = datetime.now(UTC) - timedelta(hours=24)
+    recent = client.compare_prompt_versions(name, start_time=day_ago, baseline_version=1).versions
+    assert 0 < recent[0].total_traces < compared[0].total_traces
+    _assert_table_is(tab, recent)
+    assert tab.dialogs == []
+
+
+def _assert_table_is(tab: "Tab", compared) -> None:
+    """The comparison table on the page shows these VersionMetrics."""
     formats = {
-        "success_rate": ".1%",
         "avg_cost_usd": ".4f",
-        "avg_latency_ms": ",.0f",
+        "p50_latency_ms": ",.0f",
         "p95_latency_ms": ",.0f",
+        "p99_latency_ms": ",.0f",
     }
     for m in compared:
         row = tab.page.locator(f'#comparison tr[data-version="{m.version}"]')
@@ -179,8 +203,15 @@ def test_sign_in_and_the_comparison_table_shows_compares_numbers(tab, client, ap
             cell = row.locator(f'td[data-metric="{field}"]')
             assert cell.inner_text() == format(getattr(m, field), fmt), field
             assert float(cell.get_attribute("data-value")) == getattr(m, field), field
-    assert tab.page.locator("svg.chart").count() == 3
-    assert tab.dialogs == []
+        success = row.locator('td[data-metric="success_rate"]')
+        low, high = m.success_rate_interval.low, m.success_rate_interval.high
+        assert success.inner_text().split() == [f"{m.success_rate:.1%}", f"{low:.1%}–{high:.1%}"]
+        vs = row.locator('td[data-metric="success_rate_p_value"]')
+        assert vs.get_attribute("data-significant") == str(m.vs_baseline.significant).lower()
+        if m.HasField("vs_baseline"):
+            assert vs.inner_text().split()[0] == f"{m.vs_baseline.success_rate_diff * 100:+.1f}"
+        else:
+            assert vs.inner_text() == "baseline"
 
 
 def test_promote_and_roll_back_through_the_page(tab, client, api_key):

@@ -86,6 +86,11 @@ def bar_chart(title: str, rows: list[tuple[str, float | None, str]], maximum: fl
     return _svg(title, len(rows), body, maximum, tick, left)
 
 
+# The points written beside a distribution's row (all of them are drawn):
+# what fits in TEXT_WIDTH.
+LISTED_MARKS = ("avg", "p95")
+
+
 def distribution_chart(
     title: str, rows: list[tuple[str, list[tuple[str, float]]]], unit: str, tick
 ) -> Markup:
@@ -115,7 +120,8 @@ def distribution_chart(
                         f'<line class="mark" x1="{x:.1f}" y1="{y + 5}" x2="{x:.1f}" '
                         f'y2="{y + ROW_HEIGHT - 5}"/>'
                     )
-        shown = "  ".join(f"{name} {tick(value)}" for name, value in marks) or "no latency yet"
+        listed = [(name, value) for name, value in marks if name in LISTED_MARKS]
+        shown = "  ".join(f"{name} {tick(value)}" for name, value in listed) or "no latency yet"
         body.append(
             f'<text class="value" x="{WIDTH - TEXT_WIDTH + 8}" y="{y + 19}">{escape(shown)}</text>'
         )

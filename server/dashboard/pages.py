@@ -18,6 +18,7 @@ from ..agents import AgentRegistry, AgentVersionMetrics, AgentVersionView, Agent
 from ..analytics import Analytics, VersionMetrics
 from ..backends.base import Store
 from ..errors import DomainError, InvalidArgument, Unauthenticated
+from ..models import utcnow
 from ..registry import (
     CHANGE_CREATE,
     CHANGE_EDIT,
@@ -52,6 +53,15 @@ def usd(value: float | None) -> str:
 
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
+
+
+def pp(value: float) -> str:
+    """A difference of two rates, in percentage points."""
+    return f"{value * 100:+.1f} pp"
+
+
+def p_value(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
 def count(value: int) -> str:
@@ -234,7 +244,8 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, utc=utc, first_line=first_line,
+        self.env.filters.update(pct=pct, usd=usd, ms=ms, count=count, pp=pp, p_value=p_value, utc=utc,
+                                first_line=first_line,
                                 change_kind=change_kind, pretty_json=pretty_json, event_change=event_change,
                                 event_kind=lambda k: EVENT_WORDS.get(k, "-"),
                                 agent_kind=lambda k: AGENT_KINDS.get(k, "-"))
@@ -289,23 +300,32 @@ class Pages:
     def prompts_page(self, viewer: Viewer) -> str:
         return self.render("prompts.html", viewer, prompts=self.summaries(viewer.caller))
 
-    def prompt_page(self, viewer: Viewer, name: str, activated: str | None = None) -> str:
+    def prompt_page(self, viewer: Viewer, name: str, activated: str | None = None,
+                    window_text: str | None = None, baseline_text: str | None = None) -> str:
         check_name(name)
+        window = window_of(window_text)
+        baseline = positive_int(baseline_text, "baseline")
         versions = self.versions(viewer.caller, name)
-        metrics = self.analytics.compare(viewer.caller, name)
+        now = utcnow()
+        start = window.start(now)
+        metrics = self.analytics.compare(viewer.caller, name, start_time=start, baseline_version=baseline)
+        series = self.analytics.time_series(viewer.caller, name, start, None, window.period)
         active = next((v.version for v in versions if v.is_active), None)
         states, _ = self.registry.states(viewer.caller.account_id, [name])
         split = states[0].split if states else None
         history, more = self.registry.list_history(viewer.caller, name, HISTORY_ROWS)
         labels = {v.version: v.labels for v in versions}
+        baseline_version = next((m.version for m in metrics if m.is_baseline), None)
         return self.render(
             "prompt.html", viewer,
             name=name, versions=versions, metrics=metrics, active=active, labels=labels,
+            baseline=baseline_version, window=window, windows=list(WINDOWS.values()),
             split=shares(split) if split else None, split_time=split.update_time if split else None,
             history=history, more_history=bool(more),
             activated=_optional_version(activated),
             success_chart=success_chart(metrics), latency_chart=latency_chart(metrics),
             traces_chart=traces_chart(metrics),
+            over_time=over_time_charts(series, start, now, window.period),
         )
 
     def version_page(
@@ -464,13 +484,47 @@ def success_chart(metrics: list[Metrics], label: Callable[[Metrics], str] = _ver
     )
 
 
+LATENCY_MARKS = ("avg", "p50", "p90", "p95", "p99")
+
+
 def latency_chart(metrics: list[Metrics], label: Callable[[Metrics], str] = _version_label):
+    """Per version, the latency distribution as the sketch gives it: p50,
+    p90, p95 and p99 as ticks, the mean as a dot (an agent's comparison has
+    only the mean and p95)."""
     rows = []
     for m in metrics:
-        marks = [(name, value) for name, value in (("avg", m.avg_latency_ms), ("p95", m.p95_latency_ms))
-                 if value is not None]
-        rows.append((label(m), marks))
+        values = {name: getattr(m, f"{name}_latency_ms", None) for name in LATENCY_MARKS}
+        rows.append((label(m), [(name, v) for name, v in values.items() if v is not None]))
     return charts.distribution_chart("Latency by version", rows, "ms", ms)
+
+
+def _floor(t: datetime, period: timedelta) -> datetime:
+    t = t.replace(minute=0, second=0, microsecond=0)
+    return t.replace(hour=0) if period >= DAY else t
+
+
+def over_time_charts(series: list[tuple[int, list]], start: datetime | None, now: datetime,
+                     period: timedelta) -> dict | None:
+    """Success rate and p95 latency per version over the window, from
+    GetVersionTimeSeries' buckets; None when no bucket has data."""
+    firsts = [buckets[0].start_time for _, buckets in series if buckets]
+    if not firsts:
+        return None
+    low = _floor(start, period) if start is not None else min(firsts)
+    high = _floor(now, period) + period
+    shown = [(f"v{version}", buckets) for version, buckets in series if buckets]
+
+    def points(buckets, field):
+        return [(b.start_time, getattr(b, field)) for b in buckets if getattr(b, field) is not None]
+
+    success = [(label, points(b, "success_rate")) for label, b in shown]
+    latency = [(label, points(b, "p95_latency_ms")) for label, b in shown]
+    top = charts.nice_maximum(max((v for _, pts in latency for _, v in pts), default=0.0))
+    return {
+        "success": charts.line_chart("Success rate over time", success, low, high, period, 1.0,
+                                     lambda v: f"{v:.0%}"),
+        "latency": charts.line_chart("P95 latency over time (ms)", latency, low, high, period, top, ms),
+    }
 
 
 def traces_chart(metrics: list[VersionMetrics]):

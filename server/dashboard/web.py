@@ -253,8 +253,10 @@ class Dashboard:
         return await self._viewer_page(request, self.pages.prompts_page)
 
     async def prompt(self, request: web.Request):
+        q = request.query
         return await self._viewer_page(
-            request, self.pages.prompt_page, request.match_info["name"], request.query.get("activated")
+            request, self.pages.prompt_page, request.match_info["name"], q.get("activated"), q.get("window"),
+            q.get("baseline"),
         )
 
     async def version(self, request: web.Request):
