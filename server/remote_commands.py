@@ -727,7 +727,8 @@ def add_command(group: argparse._SubParsersAction, name: str, run, help: str) ->
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """`promptgauge prompts ...`, beside the other commands."""
     prompts = commands.add_parser(
-        "prompts", help="create, list, show, activate, render and diff prompt versions (through a server)"
+        "prompts", help="create, list, show, edit, activate, render and diff prompt versions; labels, "
+        "splits and history (through a server)"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def command(name: str, run, help: str) -> argparse.ArgumentParser:
