@@ -6,7 +6,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import grpc
@@ -156,6 +156,18 @@ def _wait_for_connection(channel: grpc.Channel, timeout: float) -> bool:
         ready.cancel()
         return False
     return True
+
+
+def _every(fetch: Callable[[str], object], field: str) -> Iterator:
+    """The items of every page: `fetch(page_token)` each page in turn, until
+    one comes back with an empty next_page_token."""
+    token = ""
+    while True:
+        page = fetch(token)
+        yield from getattr(page, field)
+        token = page.next_page_token
+        if not token:
+            return
 
 
 class PromptGaugeClient:
@@ -367,13 +379,7 @@ class PromptGaugeClient:
 
     def iter_prompts(self, page_size: int = 0) -> Iterator[prompts_pb2.PromptVersion]:
         """Every version of every prompt, following page tokens."""
-        token = ""
-        while True:
-            page = self.list_prompts(page_size, token)
-            yield from page.prompt_versions
-            token = page.next_page_token
-            if not token:
-                return
+        return _every(lambda token: self.list_prompts(page_size, token), "prompt_versions")
 
     def list_prompt_versions(
         self, name: str, page_size: int = 0, page_token: str = ""
@@ -384,13 +390,7 @@ class PromptGaugeClient:
 
     def iter_prompt_versions(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptVersion]:
         """Every version of a prompt, newest first, following page tokens."""
-        token = ""
-        while True:
-            page = self.list_prompt_versions(name, page_size, token)
-            yield from page.prompt_versions
-            token = page.next_page_token
-            if not token:
-                return
+        return _every(lambda token: self.list_prompt_versions(name, page_size, token), "prompt_versions")
 
     def get_prompt_version(
         self, name: str, version: int | None = None, *, label: str = ""
@@ -477,13 +477,7 @@ class PromptGaugeClient:
 
     def iter_prompt_history(self, name: str, page_size: int = 0) -> Iterator[prompts_pb2.PromptEvent]:
         """Every event of a prompt, newest first, following page tokens."""
-        token = ""
-        while True:
-            page = self.list_prompt_history(name, page_size, token)
-            yield from page.events
-            token = page.next_page_token
-            if not token:
-                return
+        return _every(lambda token: self.list_prompt_history(name, page_size, token), "events")
 
     # -- AnalyticsService -------------------------------------------------
 

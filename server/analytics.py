@@ -76,6 +76,8 @@ class Outcome:
         cls, trace_id: str, success, total_cost_usd, duration_ms, input_tokens=None, output_tokens=None,
         end_time=None,
     ) -> "Outcome":
+        if isinstance(end_time, DomainError):  # a timestamp the caller could not have meant
+            raise end_time
         outcome = cls(
             validation.canonical_trace_id(trace_id),
             success,

@@ -339,6 +339,12 @@ def _timestamp(value) -> timestamp_pb2.Timestamp:
 
 
 def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:
+    try:
+        end_time = _time(outcome, "end_time")
+    except InvalidArgument as error:
+        # Rejected with its record (Outcome.checked), not as a malformed
+        # stream: the records around it are stored.
+        end_time = error
     return (
         outcome.trace_id,
         _opt(outcome, "success"),
@@ -346,7 +352,7 @@ def _outcome_fields(outcome: analytics_pb2.TraceOutcome) -> tuple:
         _opt(outcome, "duration_ms"),
         _opt(outcome, "input_tokens"),
         _opt(outcome, "output_tokens"),
-        _time(outcome, "end_time"),
+        end_time,
     )
 
 

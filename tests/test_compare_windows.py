@@ -227,6 +227,19 @@ def test_an_outcome_sent_again_keeps_its_end_time(client):
     )
 
 
+def test_an_end_time_no_datetime_can_hold_is_rejected_with_its_record_alone(client):
+    good, bad = new_trace(), new_trace()
+    unreadable = analytics_pb2.TraceOutcome(trace_id=bad, success=True)
+    unreadable.end_time.seconds = -(2**40)  # before year 1: no datetime holds it
+    summary = client.stream_trace_outcomes([[_outcome(good, success=True), unreadable]])
+    assert (summary.received, summary.recorded, summary.rejected) == (2, 1, 1)
+    (error,) = summary.errors
+    assert (error.index, error.code) == (1, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+    assert "end_time" in error.message
+    assert client.record_trace_outcome(good, success=True) == "duplicate"  # the good one is stored
+    assert client.record_trace_outcome(bad, success=True) == "recorded"  # the bad one is not
+
+
 # -- significance ----------------------------------------------------------------
 
 
