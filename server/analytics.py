@@ -25,8 +25,7 @@ from .accounts import Caller
 from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
-from .sketch import LatencySketch
-from .sketch import quantiles as sketch_quantiles
+from .sketch import LatencySketch, array_quantiles, digest, payload, points_array
 from .tally import OBSERVATION_OUTCOME, Signals, Tally, in_window
 
 log = logging.getLogger("promptgauge.analytics")
@@ -171,17 +170,25 @@ class SeriesBucket:
 @dataclass
 class _Measure:
     """What a version has in a window, gathered from checkpoints, buckets
-    and rows: counters, and the latency and cost distributions as sketch
-    points (exact values while a sketch holds few) plus loose values."""
+    and rows: counters, and the latency and cost distributions as packed
+    points (stored sketches or bucket digests: sketch.payload) plus loose
+    (mean, count) points."""
 
     tally: Tally = field(default_factory=Tally)
     durations: list = field(default_factory=list)  # (mean, count) points
     costs: list = field(default_factory=list)
+    duration_blobs: list = field(default_factory=list)  # packed points
+    cost_blobs: list = field(default_factory=list)
 
     def add_sketches(self, tally: Tally, sketch: bytes | None, cost_sketch: bytes | None) -> None:
         self.tally.merge(tally)
-        self.durations += LatencySketch.from_bytes(sketch).centroids
-        self.costs += LatencySketch.from_bytes(cost_sketch).centroids
+        self.add_blobs(payload(sketch), payload(cost_sketch))
+
+    def add_blobs(self, durations: bytes | None, costs: bytes | None) -> None:
+        if durations:
+            self.duration_blobs.append(durations)
+        if costs:
+            self.cost_blobs.append(costs)
 
     def add_signals(self, signals: Signals, moved: int = 0) -> None:
         duration = self.tally.add(signals)
@@ -191,14 +198,22 @@ class _Measure:
         if signals.kind == OBSERVATION_OUTCOME and signals.total_cost_usd is not None:
             self.costs.append((signals.total_cost_usd, 1.0))
 
+    def add(self, other: "_Measure") -> None:
+        self.tally.merge(other.tally)
+        self.durations += other.durations
+        self.costs += other.costs
+        self.duration_blobs += other.duration_blobs
+        self.cost_blobs += other.cost_blobs
+
     def quantiles(self, which: str, qs: Sequence[float]) -> list[float | None]:
-        points = self.durations if which == "duration" else self.costs
-        if not points:
-            return [None] * len(qs)
-        if len(points) <= EXACT_QUANTILES_UP_TO and all(count == 1.0 for _, count in points):
-            values = sorted(mean for mean, _ in points)
+        if which == "duration":
+            flat = points_array(self.duration_blobs, self.durations)
+        else:
+            flat = points_array(self.cost_blobs, self.costs)
+        if len(flat) <= EXACT_QUANTILES_UP_TO and (flat[:, 1] == 1.0).all():
+            values = sorted(flat[:, 0].tolist())
             return [stats.percentile_cont(values, q, presorted=True) for q in qs]
-        return sketch_quantiles(points, qs)
+        return array_quantiles(flat, qs)
 
 
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
@@ -429,7 +444,7 @@ class Analytics:
     def _windowed(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
         """Whole hours from the buckets (plus the tails after the checkpoints),
         and the partial hours at either edge exactly, from the observation
-        rows whose times fall in them."""
+        rows whose times fall in them (counters summed in SQL)."""
         middle_from = hour_ceil(start) if start is not None else None
         middle_to = hour_floor(end) if end is not None else None
         edges = []
@@ -443,27 +458,64 @@ class Analytics:
             if end is not None and middle_to < end:
                 edges.append((middle_to, end))
         measures = {vid: _Measure() for vid in version_ids}
-        tail_sizes: dict = {}
-        if middle is not None and middle[0] != middle[1]:
-            buckets, checkpoints = self._buckets(checkpoints, *middle)
-            for bucket in buckets:
-                measures[bucket.version_id].add_sketches(bucket.tally, bucket.sketch, bucket.cost_sketch)
-            tail_sizes = self._add_tails(measures, checkpoints, *middle)
         for low, high in edges:
-            for vid, signals in self.store.observations_between(version_ids, low, high):
-                here, moved = in_window(signals, low, high)
-                if here:
-                    measures[vid].add_signals(signals, moved)
-                elif moved:
-                    measures[vid].tally.total_traces += moved
+            tallies, values = self.store.edge(version_ids, low, high)
+            for vid, tally in tallies.items():
+                measures[vid].tally.merge(tally)
+            for vid, duration, cost in values:
+                if duration is not None:
+                    measures[vid].durations.append((duration, 1.0))
+                if cost is not None:
+                    measures[vid].costs.append((cost, 1.0))
+        tail_sizes: dict = {}
+        if middle is not None and middle[0] != middle[1] and checkpoints:
+            middles, tail_sizes = self._middle(measures, checkpoints, *middle)
+            for vid, m in middles.items():
+                measures[vid].add(m)
         return measures, tail_sizes
+
+    def _middle(self, edges: dict, checkpoints: dict, start, end) -> tuple[dict, dict]:
+        """The whole hours [start, end) of these versions: their buckets'
+        counters summed, the tails after the checkpoints, and per version and
+        signal either every value (the buckets' sketches: at most
+        EXACT_QUANTILES_UP_TO in the window with the `edges` measures', so
+        still exact) or the buckets' digests.
+
+        A fold that commits between reading a checkpoint and its buckets
+        would count its rows twice (in a bucket and in the tail), so the
+        checkpoints are read again after the buckets, and it all again in the
+        rare case a fold came in between (one every FOLD_AT rows)."""
+        ids = list(checkpoints)
+        for _ in range(10):
+            measures = {vid: _Measure(tally=t) for vid, t in self.store.bucket_tallies(ids, start, end).items()}
+            tails = {vid: _Measure() for vid in ids}
+            tail_sizes = self._add_tails(tails, checkpoints, start, end)
+            exact: dict = {}  # version id -> (durations exact, costs exact)
+            for vid, m in measures.items():
+                durations = m.tally.duration_n + len(tails[vid].durations) + len(edges[vid].durations)
+                costs = m.tally.cost_n + len(tails[vid].costs) + len(edges[vid].costs)
+                exact[vid] = (durations <= EXACT_QUANTILES_UP_TO, costs <= EXACT_QUANTILES_UP_TO)
+            for digests in (True, False):
+                wanted = [vid for vid, flags in exact.items() if any(f != digests for f in flags)]
+                # Digests are stored packed already; sketches carry a tag.
+                unpack = bytes if digests else payload
+                for vid, durations, costs in self.store.bucket_sketches(wanted, start, end, digests) if wanted else ():
+                    duration_exact, cost_exact = exact[vid]
+                    measures[vid].add_blobs(
+                        unpack(durations) if durations and duration_exact != digests else None,
+                        unpack(costs) if costs and cost_exact != digests else None,
+                    )
+            folded = self.store.last_folded(ids)
+            if all(folded.get(vid) == cp.last_observation_id for vid, cp in checkpoints.items()):
+                for vid, tail in tails.items():
+                    measures.setdefault(vid, _Measure()).add(tail)
+                return measures, tail_sizes
+            checkpoints = self.store.checkpoints(ids)
+        raise RuntimeError("checkpoints kept moving while a comparison read them; try again")
 
     def _buckets(self, checkpoints: dict, start, end) -> tuple[list[Bucket], dict]:
         """The buckets of these versions in [start, end), and the checkpoints
-        they go with. A fold that commits between reading a checkpoint and its
-        buckets would count its rows twice (in a bucket and in the tail), so
-        the checkpoints are read again after the buckets, and it all again in
-        the rare case a fold came in between (one every FOLD_AT rows)."""
+        they go with (read again after the buckets, as _middle does)."""
         ids = list(checkpoints)
         for _ in range(10):
             buckets = self.store.buckets(ids, start, end)
@@ -587,10 +639,10 @@ class Analytics:
             for observation in added.get(hour, ()):
                 measure.add_signals(observation)
             measure.tally.total_traces += moved.get(hour, 0)
-            out.append(Bucket(
-                version_id, hour, measure.tally,
-                _added(old.sketch, measure.durations), _added(old.cost_sketch, measure.costs),
-            ))
+            sketch = _added(old.sketch, measure.durations)
+            cost_sketch = _added(old.cost_sketch, measure.costs)
+            out.append(Bucket(version_id, hour, measure.tally, sketch, cost_sketch,
+                              digest(sketch), digest(cost_sketch)))
         return out
 
     def rebuild(self, version_id, step: int = 10_000) -> None:

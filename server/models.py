@@ -260,6 +260,10 @@ class VersionBucket(BaseModel):
     output_tokens_sum = BigIntegerField(default=0)
     sketch = BlobField(null=True)
     cost_sketch = BlobField(null=True)
+    # The sketches merged into a few dozen centroids (sketch.digest): what a
+    # window too large for exact quantiles reads, instead of every value.
+    digest = BlobField(null=True)
+    cost_digest = BlobField(null=True)
 
     class Meta:
         primary_key = CompositeKey("version", "start_time")

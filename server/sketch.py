@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from operator import itemgetter
 
+import numpy as np
 from tdigest import TDigest
 from tdigest.tdigest import Centroid
 
@@ -46,6 +47,11 @@ COMPRESS_AT = 1500
 # re-inserting every one). New values mostly join existing centroids, so the
 # count creeps up by about one a fold and this runs every few hundred folds.
 COMPRESS_CENTROIDS = 1000
+
+# A bucket's digest (digest()): its points merged into about half this many
+# centroids, small in the tails (the k1 scale function of the t-digest), so
+# that a window of many buckets merges a few thousand points, not every value.
+DIGEST_COMPRESSION = 160
 
 _TAG = b"PGS1"
 _LITTLE = struct.pack("=d", 1.0) == struct.pack("<d", 1.0)
@@ -290,4 +296,88 @@ def quantiles(points: Iterable[Point], qs: Sequence[float]) -> list[float | None
         else:
             z1, z2 = target - mids[i - 1], mids[i] - target
             out.append((means[i - 1] * z2 + means[i] * z1) / (z1 + z2))
+    return out
+
+
+def _digest_bounds(compression: int) -> np.ndarray:
+    # The quantiles where the k1 scale, k(q) = c/(2π)·asin(2q − 1), crosses
+    # a whole number: a digest's centroid spans at most one unit of k.
+    steps = range(1, compression // 2)
+    return np.array([(math.sin(math.pi * (j / (compression / 2) - 0.5)) + 1) / 2 for j in steps])
+
+
+_BOUNDS = _digest_bounds(DIGEST_COMPRESSION)
+
+
+def payload(data: bytes | None) -> bytes:
+    """A stored sketch's points as packed little-endian doubles (mean, count,
+    ...) with no tag, the form digest() stores: such bytes concatenate."""
+    if not data:
+        return b""
+    data = bytes(data)
+    if data.startswith(_TAG) and _LITTLE:
+        return data[len(_TAG) :]
+    return np.asarray(LatencySketch.from_bytes(data).centroids, dtype="<f8").tobytes()
+
+
+def points_array(blobs: Iterable[bytes], points: Sequence[Point] = ()) -> np.ndarray:
+    """Packed points (payload(), digest()) and (mean, count) tuples as one
+    n x 2 array, unsorted."""
+    flat = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(-1, 2)
+    if len(points):
+        flat = np.concatenate([flat, np.asarray(points, dtype="<f8").reshape(-1, 2)])
+    return flat
+
+
+def digest(data: bytes | None) -> bytes | None:
+    """A stored sketch (a bucket's) merged into at most DIGEST_COMPRESSION/2
+    centroids, packed as payload() packs points.
+
+    A pure function of the sketch: a bucket rebuilt from its observations
+    gets the same bytes. Neighbouring points whose midpoint quantiles fall
+    between the same two of _BOUNDS merge; near q = 0 and 1 the bounds are
+    dense, so the tails stay as they were."""
+    if not data:
+        return None
+    flat = np.frombuffer(payload(data), dtype="<f8").reshape(-1, 2)
+    if len(flat) <= DIGEST_COMPRESSION // 2:
+        return flat.tobytes()
+    counts = flat[:, 1]
+    cumulative = np.cumsum(counts)
+    mids = (cumulative - counts / 2) / cumulative[-1]
+    group = np.searchsorted(_BOUNDS, mids, side="right")
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    weights = np.add.reduceat(counts, starts)
+    means = np.add.reduceat(flat[:, 0] * counts, starts) / weights
+    # A merged mean stays inside its points' span (rounding could move it).
+    ends = np.r_[starts[1:], len(flat)] - 1
+    means = np.clip(means, flat[starts, 0], flat[ends, 0])
+    return np.column_stack([means, weights]).astype("<f8").tobytes()
+
+
+def array_quantiles(flat: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """quantiles() over an n x 2 array of points (points_array()), with
+    numpy: a window's buckets hold tens of thousands of points, too many to
+    sort as Python tuples within a call."""
+    if not len(flat):
+        return [None] * len(qs)
+    order = np.argsort(flat[:, 0], kind="stable")
+    means = flat[order, 0]
+    counts = flat[order, 1]
+    cumulative = np.cumsum(counts)
+    mids = cumulative - counts / 2
+    total = cumulative[-1]
+    out: list[float | None] = []
+    for q in qs:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile {q!r} is outside 0..1")
+        target = q * total
+        i = int(np.searchsorted(mids, target, side="right"))
+        if i == 0:
+            out.append(float(means[0]))
+        elif i == len(means):
+            out.append(float(means[-1]))
+        else:
+            z1, z2 = target - mids[i - 1], mids[i] - target
+            out.append(float((means[i - 1] * z2 + means[i] * z1) / (z1 + z2)))
     return out
