@@ -442,6 +442,23 @@ class Analytics:
         return tail_sizes
 
     def _windowed(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
+        """The window's hours, each from its buckets (plus the tails after the
+        checkpoints) where no observation of these versions falls in the
+        part of it outside the window (a window that ends now, say), else
+        exactly, from the observation rows inside the window."""
+        low = hour_floor(start) if start is not None else None
+        high = hour_ceil(end) if end is not None else None
+        outside = [(a, b) for a, b in ((low, start), (end, high)) if a is not None and a < b]
+        if outside and checkpoints:
+            # Checked after the buckets are read: an observation there now was
+            # committed before any bucket read could hold it (and rows are
+            # never removed), so none there means none in what was read.
+            measures, tail_sizes = self._middle({}, checkpoints, low, high)
+            if not any(self.store.observed_between(version_ids, a, b) for a, b in outside):
+                return {vid: measures.get(vid) or _Measure() for vid in version_ids}, tail_sizes
+        return self._with_edges(version_ids, checkpoints, start, end)
+
+    def _with_edges(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
         """Whole hours from the buckets (plus the tails after the checkpoints),
         and the partial hours at either edge exactly, from the observation
         rows whose times fall in them (counters summed in SQL)."""
@@ -492,8 +509,9 @@ class Analytics:
             tail_sizes = self._add_tails(tails, checkpoints, start, end)
             exact: dict = {}  # version id -> (durations exact, costs exact)
             for vid, m in measures.items():
-                durations = m.tally.duration_n + len(tails[vid].durations) + len(edges[vid].durations)
-                costs = m.tally.cost_n + len(tails[vid].costs) + len(edges[vid].costs)
+                edge = edges.get(vid) or _Measure()
+                durations = m.tally.duration_n + len(tails[vid].durations) + len(edge.durations)
+                costs = m.tally.cost_n + len(tails[vid].costs) + len(edge.costs)
                 exact[vid] = (durations <= EXACT_QUANTILES_UP_TO, costs <= EXACT_QUANTILES_UP_TO)
             for digests in (True, False):
                 wanted = [vid for vid, flags in exact.items() if any(f != digests for f in flags)]

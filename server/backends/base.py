@@ -252,6 +252,11 @@ class Store(ABC):
         duration, cost) of each outcome whose event_time is in it."""
 
     @abstractmethod
+    def observed_between(self, version_ids: Sequence, start, end) -> bool:
+        """Whether any observation of these versions has its event_time or
+        link_time in [start, end)."""
+
+    @abstractmethod
     def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:
         """An agent's versions, oldest first, as (label, version with its
         checkpoint; its text empty); None if there is no such agent."""

@@ -344,6 +344,15 @@ class SqlStore(Store):
                       b.cost_digest]
             self.execute(_store_bucket_sql(self.param), params)
 
+    def observed_between(self, version_ids: Sequence, start, end) -> bool:
+        bounds = [self.time_param(start), self.time_param(end)]
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [*(self.version_param(v) for v in chunk), *bounds]
+            for time_field in (Observation.event_time, Observation.link_time):
+                if self.execute(_observed_sql(self.param, len(chunk), time_field.name), params).fetchone():
+                    return True
+        return False
+
     def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
         rows = self.execute(_comparison_sql(self.param), [account_id, name]).fetchall()
         if not rows:
@@ -498,6 +507,12 @@ def _edge_sums_sql(p: str, n: int) -> str:
     moved_in = f"SUM(CASE WHEN {c(o.link_time)} IS NOT NULL THEN 1 ELSE 0 END)"
     return (f"SELECT {c(o.version)}, {', '.join(sums[name] for name in TALLY_FIELDS)}, {moved_in} "
             f"FROM {table(o)} WHERE {_edge_where(p, n, o.event_time)} GROUP BY {c(o.version)}")
+
+
+@lru_cache(maxsize=128)
+def _observed_sql(p: str, n: int, time_field: str) -> str:
+    o = Observation
+    return f"SELECT 1 FROM {table(o)} WHERE {_edge_where(p, n, getattr(o, time_field))} LIMIT 1"
 
 
 @lru_cache(maxsize=128)
