@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from . import stats, validation
 from .accounts import Caller
 from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
@@ -210,8 +212,10 @@ class _Measure:
             flat = points_array(self.duration_blobs, self.durations)
         else:
             flat = points_array(self.cost_blobs, self.costs)
-        if len(flat) <= EXACT_QUANTILES_UP_TO and (flat[:, 1] == 1.0).all():
-            values = sorted(flat[:, 0].tolist())
+        # Values only (every bucket still exact, or a digest of few values):
+        # exact at any count, as cheap as the estimate.
+        if (flat[:, 1] == 1.0).all():
+            values = np.sort(flat[:, 0]).tolist()
             return [stats.percentile_cont(values, q, presorted=True) for q in qs]
         return array_quantiles(flat, qs)
 
@@ -504,7 +508,8 @@ class Analytics:
         rare case a fold came in between (one every FOLD_AT rows)."""
         ids = list(checkpoints)
         for _ in range(10):
-            measures = {vid: _Measure(tally=t) for vid, t in self.store.bucket_tallies(ids, start, end).items()}
+            sums = self.store.bucket_tallies(ids, start, end)
+            measures = {vid: _Measure(tally=tally) for vid, tally in sums.items()}
             tails = {vid: _Measure() for vid in ids}
             tail_sizes = self._add_tails(tails, checkpoints, start, end)
             exact: dict = {}  # version id -> (durations exact, costs exact)
@@ -517,7 +522,8 @@ class Analytics:
                 wanted = [vid for vid, flags in exact.items() if any(f != digests for f in flags)]
                 # Digests are stored packed already; sketches carry a tag.
                 unpack = bytes if digests else payload
-                for vid, durations, costs in self.store.bucket_sketches(wanted, start, end, digests) if wanted else ():
+                rows = self.store.bucket_sketches(wanted, start, end, digests) if wanted else ()
+                for vid, durations, costs in rows:
                     duration_exact, cost_exact = exact[vid]
                     measures[vid].add_blobs(
                         unpack(durations) if durations and duration_exact != digests else None,

@@ -28,9 +28,7 @@ import math
 import random
 import struct
 from array import array
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from operator import itemgetter
 
 import numpy as np
@@ -261,44 +259,6 @@ def _balanced_order(n: int) -> list[int]:
     return order
 
 
-def quantiles(points: Iterable[Point], qs: Sequence[float]) -> list[float | None]:
-    """LatencySketch.quantile of each of `qs` over `points` (merged sketches'
-    centroids and loose values as (value, 1.0)), sorting them once: a
-    windowed comparison merges the sketches of many buckets. Cumulative
-    counts are prefix sums here, so a result may differ from quantile()'s
-    in the last bits."""
-    points = list(points)
-    if not points:
-        return [None] * len(qs)
-    if all(c == 1.0 for _, c in points):
-        # Values only (small buckets keep theirs exact): floats sort several
-        # times faster than pairs.
-        means = sorted([m for m, _ in points])
-        total = float(len(means))
-        mids = [i + 0.5 for i in range(len(means))]
-    else:
-        ordered = sorted(points)
-        means = [m for m, _ in ordered]
-        counts = [c for _, c in ordered]
-        total = sum(counts)
-        # The cumulative count at each point's midpoint.
-        mids = [a - c / 2 for a, c in zip(accumulate(counts), counts, strict=True)]
-    out: list[float | None] = []
-    for q in qs:
-        if not 0.0 <= q <= 1.0:
-            raise ValueError(f"quantile {q!r} is outside 0..1")
-        target = q * total
-        i = bisect_right(mids, target)
-        if i == 0:
-            out.append(means[0])
-        elif i == len(means):
-            out.append(means[-1])
-        else:
-            z1, z2 = target - mids[i - 1], mids[i] - target
-            out.append((means[i - 1] * z2 + means[i] * z1) / (z1 + z2))
-    return out
-
-
 def _digest_bounds(compression: int) -> np.ndarray:
     # The quantiles where the k1 scale, k(q) = c/(2π)·asin(2q − 1), crosses
     # a whole number: a digest's centroid spans at most one unit of k.
@@ -356,9 +316,11 @@ def digest(data: bytes | None) -> bytes | None:
 
 
 def array_quantiles(flat: np.ndarray, qs: Sequence[float]) -> list[float | None]:
-    """quantiles() over an n x 2 array of points (points_array()), with
-    numpy: a window's buckets hold tens of thousands of points, too many to
-    sort as Python tuples within a call."""
+    """LatencySketch.quantile of each of `qs` over an n x 2 array of points
+    (points_array(): merged sketches, digests and loose values), sorted once
+    with numpy: a window's buckets hold tens of thousands of points, too many
+    to sort as Python tuples within a call. Cumulative counts are prefix
+    sums here, so a result may differ from quantile()'s in the last bits."""
     if not len(flat):
         return [None] * len(qs)
     order = np.argsort(flat[:, 0], kind="stable")
