@@ -27,7 +27,7 @@ from .accounts import Caller
 from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
-from .sketch import LatencySketch, array_quantiles, digest, payload, points_array
+from .sketch import LatencySketch, array_quantiles, digest, merged_digest, payload, points_array
 from .tally import OBSERVATION_OUTCOME, Signals, Tally, in_window
 
 log = logging.getLogger("promptgauge.analytics")
@@ -48,6 +48,18 @@ HOUR = timedelta(hours=1)
 # sketch's COMPRESS_AT, so those values are still held exactly.
 EXACT_QUANTILES_UP_TO = 1000
 DEFAULT_CONFIDENCE = 0.95
+
+
+DAY = timedelta(days=1)
+
+
+def day_floor(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_ceil(t: datetime) -> datetime:
+    floor = day_floor(t)
+    return floor if floor == t else floor + DAY
 
 
 def hour_floor(t: datetime) -> datetime:
@@ -522,7 +534,12 @@ class Analytics:
                 wanted = [vid for vid, flags in exact.items() if any(f != digests for f in flags)]
                 # Digests are stored packed already; sketches carry a tag.
                 unpack = bytes if digests else payload
-                rows = self.store.bucket_sketches(wanted, start, end, digests) if wanted else ()
+                if not wanted:
+                    rows = []
+                elif digests:
+                    rows = self._digests(wanted, start, end)
+                else:
+                    rows = self.store.bucket_sketches(wanted, start, end, "sketch")
                 for vid, durations, costs in rows:
                     duration_exact, cost_exact = exact[vid]
                     measures[vid].add_blobs(
@@ -536,6 +553,19 @@ class Analytics:
                 return measures, tail_sizes
             checkpoints = self.store.checkpoints(ids)
         raise RuntimeError("checkpoints kept moving while a comparison read them; try again")
+
+    def _digests(self, version_ids: list, start, end) -> list[tuple]:
+        """(version id, latency, cost) digests of the buckets in [start,
+        end): the whole days' merged digests, and the hours' around them."""
+        day_from = day_ceil(start) if start is not None else None
+        day_to = day_floor(end) if end is not None else None
+        if day_from is not None and day_to is not None and day_from >= day_to:
+            return self.store.bucket_sketches(version_ids, start, end, "digest")
+        rows = self.store.bucket_sketches(version_ids, day_from, day_to, "day_digest")
+        for low, high in ((start, day_from), (day_to, end)):
+            if low is not None and high is not None and low < high:
+                rows += self.store.bucket_sketches(version_ids, low, high, "digest")
+        return rows
 
     def _buckets(self, checkpoints: dict, start, end) -> tuple[list[Bucket], dict]:
         """The buckets of these versions in [start, end), and the checkpoints
@@ -626,7 +656,12 @@ class Analytics:
                 costs = [mean for mean, _ in measure.costs]
                 sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
                 cost_sketch = LatencySketch.from_bytes(cp.cost_sketch).add(costs)
-                store.store_buckets(self._folded_buckets(version_id, signals))
+                buckets = self._folded_buckets(version_id, signals)
+                store.store_buckets(buckets)
+                for day in sorted({day_floor(b.start_time) for b in buckets}):
+                    hours = store.hour_digests(version_id, day, day + DAY)
+                    store.store_day_digests(version_id, day, merged_digest([d for d, _ in hours]),
+                                            merged_digest([c for _, c in hours]))
                 # Guarded by the last folded id: a checkpoint moved by anyone
                 # else since it was read is left alone, and the buckets written
                 # above roll back with it: never folded twice.

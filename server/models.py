@@ -264,6 +264,11 @@ class VersionBucket(BaseModel):
     # window too large for exact quantiles reads, instead of every value.
     digest = BlobField(null=True)
     cost_digest = BlobField(null=True)
+    # On the row of a day's first hour (00:00 UTC, made with zero counters
+    # if that hour has no data): the day's hour digests merged
+    # (sketch.merged_digest), so that a week merges 7 of them, not 168.
+    day_digest = BlobField(null=True)
+    day_cost_digest = BlobField(null=True)
 
     class Meta:
         primary_key = CompositeKey("version", "start_time")

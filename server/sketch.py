@@ -50,6 +50,10 @@ COMPRESS_CENTROIDS = 1000
 # centroids, small in the tails (the k1 scale function of the t-digest), so
 # that a window of many buckets merges a few thousand points, not every value.
 DIGEST_COMPRESSION = 160
+# A day's digest, merged from its hours' (~7,700 values a version at
+# benchmark (d)'s 1M a week): finer, since each of its centroids merges
+# centroids already (p95 error 0.3% at 400, 0.12% here on a week).
+DAY_COMPRESSION = 800
 
 _TAG = b"PGS1"
 _LITTLE = struct.pack("=d", 1.0) == struct.pack("<d", 1.0)
@@ -267,6 +271,7 @@ def _digest_bounds(compression: int) -> np.ndarray:
 
 
 _BOUNDS = _digest_bounds(DIGEST_COMPRESSION)
+_DAY_BOUNDS = _digest_bounds(DAY_COMPRESSION)
 
 
 def payload(data: bytes | None) -> bytes:
@@ -299,13 +304,27 @@ def digest(data: bytes | None) -> bytes | None:
     dense, so the tails stay as they were."""
     if not data:
         return None
-    flat = np.frombuffer(payload(data), dtype="<f8").reshape(-1, 2)
-    if len(flat) <= DIGEST_COMPRESSION // 2:
-        return flat.tobytes()
+    return _compressed(np.frombuffer(payload(data), dtype="<f8").reshape(-1, 2), _BOUNDS)
+
+
+def merged_digest(digests: Sequence[bytes | None]) -> bytes | None:
+    """Digests (a day's hours', in hour order) merged into one of at most
+    DAY_COMPRESSION/2 centroids: a pure function of them, in that order."""
+    flat = points_array([bytes(d) for d in digests if d])
+    if not len(flat):
+        return None
+    return _compressed(flat[np.argsort(flat[:, 0], kind="stable")], _DAY_BOUNDS)
+
+
+def _compressed(flat: np.ndarray, bounds: np.ndarray) -> bytes:
+    """Points sorted by mean, merged where their midpoint quantiles fall
+    between the same two of `bounds`."""
+    if len(flat) <= len(bounds) + 1:
+        return flat.astype("<f8").tobytes()
     counts = flat[:, 1]
     cumulative = np.cumsum(counts)
     mids = (cumulative - counts / 2) / cumulative[-1]
-    group = np.searchsorted(_BOUNDS, mids, side="right")
+    group = np.searchsorted(bounds, mids, side="right")
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     weights = np.add.reduceat(counts, starts)
     means = np.add.reduceat(flat[:, 0] * counts, starts) / weights

@@ -130,25 +130,20 @@ def _add_event_time() -> None:
 
 
 def _add_bucket_digests() -> None:
-    """Each bucket's digests (sketch.digest), which a long window reads
-    instead of every value. Computed from each bucket's stored sketches."""
-    from .sketch import digest
-
+    """Each bucket's digests (sketch.digest) and each day's (on its first
+    hour's bucket), which a long window reads instead of every value: every
+    checkpoint and its buckets folded again, so they are the bytes a fold
+    writes."""
     migrator = SchemaMigrator.from_database(db.obj)
     have = {column.name for column in db.get_columns(VersionBucket._meta.table_name)}
     # Migration 5 made the table from today's model: add only what is missing.
     migrate(*[migrator.add_column(VersionBucket._meta.table_name, name, VersionBucket._meta.fields[name])
-              for name in ("digest", "cost_digest") if name not in have])
-    b = VersionBucket
-    # Keys first, then one bucket at a time: no cursor open across updates,
-    # and never every sketch in memory at once.
-    keys = list(b.select(b.version, b.start_time).where(
-        b.digest.is_null() & (b.sketch.is_null(False) | b.cost_sketch.is_null(False))
-    ).tuples())
-    for version, start_time in keys:
-        one = (b.version == version) & (b.start_time == start_time)
-        sketch, cost_sketch = b.select(b.sketch, b.cost_sketch).where(one).tuples().get()
-        b.update(digest=digest(sketch), cost_digest=digest(cost_sketch)).where(one).execute()
+              for name in ("digest", "cost_digest", "day_digest", "day_cost_digest") if name not in have])
+    from .analytics import Analytics  # the fold is the domain's; it needs the open store
+
+    analytics = Analytics(store())
+    for (version_id,) in VersionCheckpoint.select(VersionCheckpoint.version).tuples():
+        analytics.rebuild(version_id)
 
 
 # Migrations from version N-1 to N, run in order inside the start-up

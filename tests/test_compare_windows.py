@@ -515,17 +515,15 @@ def test_the_recorder_carries_tokens_and_end_times(client):
 # -- long windows: exact up to 1,000 values, bucket digests past that ------------------
 
 
-@pytest.fixture
-def long_window(client):
-    """1,200 runs of one version spread over 8 hours that ended days ago,
-    folded into hourly buckets (FOLD_AT at a time, as ingestion does): ~150
-    an hour, so each bucket's digest merges values."""
+def _spread(client, hours: int) -> tuple[str, list]:
+    """1,200 runs of one version spread over `hours` that ended days ago,
+    folded into hourly buckets (FOLD_AT at a time, as ingestion does)."""
     name = _name("long")
     client.create_prompt_version(name, "one")
     first = datetime.datetime(2026, 11, 10, 3, 41, 7, 250001)
     rng = random.Random(11)
     runs = sorted(
-        (first + datetime.timedelta(minutes=rng.uniform(0, 8 * 60)), rng.lognormvariate(7.0, 0.7),
+        (first + datetime.timedelta(minutes=rng.uniform(0, hours * 60)), rng.lognormvariate(7.0, 0.7),
          round(rng.uniform(0.001, 0.05), 6), new_trace())
         for _ in range(1200)
     )
@@ -538,6 +536,19 @@ def long_window(client):
         while analytics.fold(vid, limit=200):
             pass
     return name, runs
+
+
+@pytest.fixture
+def long_window(client):
+    """~150 runs an hour: each bucket's digest merges values."""
+    return _spread(client, 8)
+
+
+@pytest.fixture
+def days_window(client):
+    """Over 54 hours, a whole day (2026-11-11) among them: its digest merges
+    its hours'."""
+    return _spread(client, 54)
 
 
 def test_a_window_of_at_most_1000_values_is_exact_from_the_buckets(client, long_window):
@@ -556,8 +567,9 @@ def test_a_window_of_at_most_1000_values_is_exact_from_the_buckets(client, long_
             assert getattr(v1, f"p{q}_cost_usd") == pytest.approx(expected, rel=1e-12), q
 
 
-def test_a_window_past_1000_values_reads_digests_close_to_the_exact_percentiles(client, long_window):
-    name, runs = long_window
+@pytest.mark.parametrize("spread", ["long_window", "days_window"])
+def test_a_window_past_1000_values_reads_digests_close_to_the_exact_percentiles(client, spread, request):
+    name, runs = request.getfixturevalue(spread)
     windows = [
         (runs[0][0] - datetime.timedelta(minutes=3), runs[-1][0] + US),  # edges read whole from buckets
         (runs[50][0] + US, runs[-50][0] + US),  # edges read from the rows

@@ -328,14 +328,18 @@ def test_schema_version_5_buckets_get_their_digests(url):
             pg.stream_trace_outcomes(in_batches(outcomes, 100))
             pg.stream_usage(in_batches([usage_record("digested", 1, o.trace_id) for o in outcomes], 100))
             before = pg.compare_prompt_versions("digested", **window)
-    digests = 'SELECT start_time, digest, cost_digest FROM version_bucket ORDER BY start_time'
-    written = [(t, bytes(d), bytes(c)) for t, d, c in read_sql(url, digests) if d is not None]
-    assert len(written) >= 6
-    write_sql(url, 'ALTER TABLE "version_bucket" DROP COLUMN "digest"')
-    write_sql(url, 'ALTER TABLE "version_bucket" DROP COLUMN "cost_digest"')
+    digests = ('SELECT start_time, digest, cost_digest, day_digest, day_cost_digest FROM version_bucket '
+               'ORDER BY start_time')
+    written = [tuple(bytes(x) if isinstance(x, (bytes, memoryview)) else x for x in row)
+               for row in read_sql(url, digests)]
+    assert sum(row[1] is not None for row in written) >= 6
+    assert sum(row[3] is not None for row in written) == 1  # one day
+    for column in ("digest", "cost_digest", "day_digest", "day_cost_digest"):
+        write_sql(url, f'ALTER TABLE "version_bucket" DROP COLUMN "{column}"')
     write_sql(url, "UPDATE setting SET value = '5' WHERE key = 'schema_version'")
     with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
         after = pg.compare_prompt_versions("digested", **window)
-    assert [(t, bytes(d), bytes(c)) for t, d, c in read_sql(url, digests) if d is not None] == written
+    assert [tuple(bytes(x) if isinstance(x, (bytes, memoryview)) else x for x in row)
+            for row in read_sql(url, digests)] == written
     assert after.versions == before.versions
     assert _schema_version(url) == storage.SCHEMA_VERSION

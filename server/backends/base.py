@@ -239,9 +239,21 @@ class Store(ABC):
 
     @abstractmethod
     def bucket_sketches(self, version_ids: Sequence, start, end,
-                        digests: bool) -> list[tuple[object, bytes | None, bytes | None]]:
-        """(version id, latency, cost) of each bucket in [start, end): the
-        digests (sketch.digest) if `digests`, else the sketches."""
+                        kind: str) -> list[tuple[object, bytes | None, bytes | None]]:
+        """(version id, latency, cost) of each bucket in [start, end), its
+        sketches (`kind` "sketch"); or of each version, its buckets' digests
+        concatenated (`kind` "digest", or "day_digest": the days')."""
+
+    @abstractmethod
+    def hour_digests(self, version_id, start, end) -> list[tuple[bytes | None, bytes | None]]:
+        """(digest, cost digest) of a version's buckets in [start, end), in
+        hour order."""
+
+    @abstractmethod
+    def store_day_digests(self, version_id, day: datetime, digest: bytes | None,
+                          cost_digest: bytes | None) -> None:
+        """In a fold's transaction: set a day's digests, on the bucket of its
+        first hour (made with zero counters if missing)."""
 
     @abstractmethod
     def edge(self, version_ids: Sequence, start, end) -> tuple[dict, list[tuple[object, float | None,

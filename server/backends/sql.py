@@ -130,6 +130,11 @@ class SqlStore(Store):
     """The statements both backends run alike."""
 
     param = "?"
+    # An aggregate that concatenates blobs ({} is the column): digests have
+    # no tag, so a version's concatenate into one, read in one row. SQLite
+    # passes a blob's bytes through text and back unchanged in a UTF-8
+    # database (SQLite's default; nothing here changes it).
+    blob_concat = "CAST(group_concat({}, '') AS BLOB)"
 
     def execute(self, sql: str, params: Sequence = ()):
         return db.execute_sql(sql, params)
@@ -313,14 +318,30 @@ class SqlStore(Store):
                 out[vid] = _tally_of(sums)
         return out
 
-    def bucket_sketches(self, version_ids: Sequence, start, end, digests: bool) -> list[tuple]:
+    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str) -> list[tuple]:
         out: list[tuple] = []
         for chunk in chunks(list(version_ids), _OR_MAX):
             params = [self.version_param(v) for v in chunk]
             params += [self.time_param(t) for t in (start, end) if t is not None]
-            sql = _bucket_sketches_sql(self.param, len(chunk), start is not None, end is not None, digests)
+            sql = _bucket_sketches_sql(self.param, len(chunk), start is not None, end is not None, kind,
+                                       self.blob_concat)
             out.extend(self.execute(sql, params))
         return out
+
+    def hour_digests(self, version_id, start, end) -> list[tuple]:
+        b = VersionBucket
+        sql = (f"SELECT {cols((b.digest, b.cost_digest))} FROM {table(b)} "
+               f"WHERE {_bucket_where(self.param, 1, True, True)} ORDER BY {c(b.start_time)}")
+        return list(self.execute(sql, [self.version_param(version_id), self.time_param(start),
+                                       self.time_param(end)]))
+
+    def store_day_digests(self, version_id, day, digest, cost_digest) -> None:
+        key = [self.version_param(version_id), self.time_param(day)]
+        self.execute(_day_row_sql(self.param), [*key, *(0 for _ in TALLY_FIELDS)])
+        b = VersionBucket
+        self.execute(f"UPDATE {table(b)} SET {c(b.day_digest)} = {self.param}, {c(b.day_cost_digest)} = "
+                     f"{self.param} WHERE {c(b.version)} = {self.param} AND {c(b.start_time)} = {self.param}",
+                     [digest, cost_digest, *key])
 
     def edge(self, version_ids: Sequence, start, end) -> tuple[dict, list[tuple]]:
         tallies: dict = {}
@@ -460,11 +481,24 @@ def _bucket_sums_sql(p: str, n: int, from_start: bool, to_end: bool) -> str:
 
 
 @lru_cache(maxsize=256)
-def _bucket_sketches_sql(p: str, n: int, from_start: bool, to_end: bool, digests: bool) -> str:
+def _bucket_sketches_sql(p: str, n: int, from_start: bool, to_end: bool, kind: str, concat: str) -> str:
+    """Each bucket's sketches; or each version's digests concatenated by
+    `concat` (a week is ~170 buckets a version: one row instead)."""
     b = VersionBucket
-    columns = (b.digest, b.cost_digest) if digests else (b.sketch, b.cost_sketch)
-    return (f"SELECT {cols((b.version, *columns))} FROM {table(b)} "
-            f"WHERE {_bucket_where(p, n, from_start, to_end)}")
+    where = _bucket_where(p, n, from_start, to_end)
+    if kind == "sketch":
+        return f"SELECT {cols((b.version, b.sketch, b.cost_sketch))} FROM {table(b)} WHERE {where}"
+    columns = {"digest": (b.digest, b.cost_digest), "day_digest": (b.day_digest, b.day_cost_digest)}[kind]
+    digests = ", ".join(concat.format(c(f)) for f in columns)
+    return f"SELECT {c(b.version)}, {digests} FROM {table(b)} WHERE {where} GROUP BY {c(b.version)}"
+
+
+@lru_cache(maxsize=4)
+def _day_row_sql(p: str) -> str:
+    b = VersionBucket
+    fields = (b.version, b.start_time, *BUCKET_TALLY)
+    return (f"INSERT INTO {table(b)} ({cols(fields)}) VALUES {placeholders(p, len(fields))} "
+            f"ON CONFLICT ({cols((b.version, b.start_time))}) DO NOTHING")
 
 
 def _edge_where(p: str, n: int, time_field) -> str:
