@@ -470,7 +470,7 @@ class Analytics:
             # committed before any bucket read could hold it (and rows are
             # never removed), so none there means none in what was read.
             measures, tail_sizes = self._middle({}, checkpoints, low, high)
-            if not any(self.store.observed_between(version_ids, a, b) for a, b in outside):
+            if not self.store.observed_between(version_ids, outside):
                 return {vid: measures.get(vid) or _Measure() for vid in version_ids}, tail_sizes
         return self._with_edges(version_ids, checkpoints, start, end)
 
@@ -557,15 +557,11 @@ class Analytics:
     def _digests(self, version_ids: list, start, end) -> list[tuple]:
         """(version id, latency, cost) digests of the buckets in [start,
         end): the whole days' merged digests, and the hours' around them."""
-        day_from = day_ceil(start) if start is not None else None
-        day_to = day_floor(end) if end is not None else None
-        if day_from is not None and day_to is not None and day_from >= day_to:
-            return self.store.bucket_sketches(version_ids, start, end, "digest")
-        rows = self.store.bucket_sketches(version_ids, day_from, day_to, "day_digest")
-        for low, high in ((start, day_from), (day_to, end)):
-            if low is not None and high is not None and low < high:
-                rows += self.store.bucket_sketches(version_ids, low, high, "digest")
-        return rows
+        # Bounds far outside any event time stand for an unbounded window.
+        day_from = day_ceil(start) if start is not None else datetime(1, 1, 1)
+        day_to = day_floor(end) if end is not None else datetime(9999, 1, 1)
+        days = (day_from, day_to) if day_from < day_to else None
+        return self.store.bucket_sketches(version_ids, start, end, "digest", days)
 
     def _buckets(self, checkpoints: dict, start, end) -> tuple[list[Bucket], dict]:
         """The buckets of these versions in [start, end), and the checkpoints

@@ -238,11 +238,12 @@ class Store(ABC):
         (in SQL: one row per version, however many hours)."""
 
     @abstractmethod
-    def bucket_sketches(self, version_ids: Sequence, start, end,
-                        kind: str) -> list[tuple[object, bytes | None, bytes | None]]:
+    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str,
+                        days: tuple | None = None) -> list[tuple[object, bytes | None, bytes | None]]:
         """(version id, latency, cost) of each bucket in [start, end), its
-        sketches (`kind` "sketch"); or of each version, its buckets' digests
-        concatenated (`kind` "digest", or "day_digest": the days')."""
+        sketches (`kind` "sketch"); or (`kind` "digest") of each version, its
+        digests concatenated: the days' for the buckets in [days[0],
+        days[1]) if given, the hours' for the others."""
 
     @abstractmethod
     def hour_digests(self, version_id, start, end) -> list[tuple[bytes | None, bytes | None]]:
@@ -264,9 +265,9 @@ class Store(ABC):
         duration, cost) of each outcome whose event_time is in it."""
 
     @abstractmethod
-    def observed_between(self, version_ids: Sequence, start, end) -> bool:
+    def observed_between(self, version_ids: Sequence, ranges: Sequence[tuple]) -> bool:
         """Whether any observation of these versions has its event_time or
-        link_time in [start, end)."""
+        link_time in any of the [start, end) `ranges`."""
 
     @abstractmethod
     def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:

@@ -318,13 +318,15 @@ class SqlStore(Store):
                 out[vid] = _tally_of(sums)
         return out
 
-    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str) -> list[tuple]:
+    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str, days: tuple | None = None
+                        ) -> list[tuple]:
         out: list[tuple] = []
+        day_params = [self.time_param(t) for t in days] * 2 if days else []
         for chunk in chunks(list(version_ids), _OR_MAX):
-            params = [self.version_param(v) for v in chunk]
+            params = [*day_params, *(self.version_param(v) for v in chunk)]
             params += [self.time_param(t) for t in (start, end) if t is not None]
             sql = _bucket_sketches_sql(self.param, len(chunk), start is not None, end is not None, kind,
-                                       self.blob_concat)
+                                       self.blob_concat, bool(days))
             out.extend(self.execute(sql, params))
         return out
 
@@ -365,13 +367,14 @@ class SqlStore(Store):
                       b.cost_digest]
             self.execute(_store_bucket_sql(self.param), params)
 
-    def observed_between(self, version_ids: Sequence, start, end) -> bool:
-        bounds = [self.time_param(start), self.time_param(end)]
+    def observed_between(self, version_ids: Sequence, ranges: Sequence[tuple]) -> bool:
         for chunk in chunks(list(version_ids), _OR_MAX):
-            params = [*(self.version_param(v) for v in chunk), *bounds]
-            for time_field in (Observation.event_time, Observation.link_time):
-                if self.execute(_observed_sql(self.param, len(chunk), time_field.name), params).fetchone():
-                    return True
+            versions = [self.version_param(v) for v in chunk]
+            params = flat([*versions, self.time_param(a), self.time_param(b)]
+                          for a, b in ranges for _ in range(2))
+            (found,) = self.execute(_observed_sql(self.param, len(chunk), len(ranges)), params).fetchone()
+            if found:
+                return True
         return False
 
     def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
@@ -481,15 +484,20 @@ def _bucket_sums_sql(p: str, n: int, from_start: bool, to_end: bool) -> str:
 
 
 @lru_cache(maxsize=256)
-def _bucket_sketches_sql(p: str, n: int, from_start: bool, to_end: bool, kind: str, concat: str) -> str:
+def _bucket_sketches_sql(p: str, n: int, from_start: bool, to_end: bool, kind: str, concat: str,
+                         days: bool) -> str:
     """Each bucket's sketches; or each version's digests concatenated by
-    `concat` (a week is ~170 buckets a version: one row instead)."""
+    `concat` (a week is ~50 digests a version: one row instead), a day's
+    from the bucket of its first hour where `days` (two bounds) hold it."""
     b = VersionBucket
     where = _bucket_where(p, n, from_start, to_end)
     if kind == "sketch":
         return f"SELECT {cols((b.version, b.sketch, b.cost_sketch))} FROM {table(b)} WHERE {where}"
-    columns = {"digest": (b.digest, b.cost_digest), "day_digest": (b.day_digest, b.day_cost_digest)}[kind]
-    digests = ", ".join(concat.format(c(f)) for f in columns)
+    in_days = f"{c(b.start_time)} >= {p} AND {c(b.start_time)} < {p}"
+    digests = ", ".join(
+        concat.format(f"CASE WHEN {in_days} THEN {c(day)} ELSE {c(hour)} END" if days else c(hour))
+        for hour, day in ((b.digest, b.day_digest), (b.cost_digest, b.day_cost_digest))
+    )
     return f"SELECT {c(b.version)}, {digests} FROM {table(b)} WHERE {where} GROUP BY {c(b.version)}"
 
 
@@ -544,9 +552,12 @@ def _edge_sums_sql(p: str, n: int) -> str:
 
 
 @lru_cache(maxsize=128)
-def _observed_sql(p: str, n: int, time_field: str) -> str:
+def _observed_sql(p: str, n: int, ranges: int) -> str:
+    # One round trip; each EXISTS an index range on (version, time).
     o = Observation
-    return f"SELECT 1 FROM {table(o)} WHERE {_edge_where(p, n, getattr(o, time_field))} LIMIT 1"
+    one = [f"EXISTS (SELECT 1 FROM {table(o)} WHERE {_edge_where(p, n, field)})"
+           for _ in range(ranges) for field in (o.event_time, o.link_time)]
+    return f"SELECT CASE WHEN {' OR '.join(one)} THEN 1 ELSE 0 END"
 
 
 @lru_cache(maxsize=128)
