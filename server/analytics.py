@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from . import stats, validation
 from .accounts import Caller
 from .backends.base import Bucket, Checkpoint, ComparedVersion, NewObservation, Store, Usage
 from .errors import AlreadyExists, DomainError, InvalidArgument, NotFound
 from .models import utcnow
-from .sketch import LatencySketch
-from .sketch import quantiles as sketch_quantiles
+from .sketch import LatencySketch, array_quantiles, digest, merged_digest, payload, points_array
 from .tally import OBSERVATION_OUTCOME, Signals, Tally, in_window
 
 log = logging.getLogger("promptgauge.analytics")
@@ -47,6 +48,18 @@ HOUR = timedelta(hours=1)
 # sketch's COMPRESS_AT, so those values are still held exactly.
 EXACT_QUANTILES_UP_TO = 1000
 DEFAULT_CONFIDENCE = 0.95
+
+
+DAY = timedelta(days=1)
+
+
+def day_floor(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_ceil(t: datetime) -> datetime:
+    floor = day_floor(t)
+    return floor if floor == t else floor + DAY
 
 
 def hour_floor(t: datetime) -> datetime:
@@ -173,17 +186,25 @@ class SeriesBucket:
 @dataclass
 class _Measure:
     """What a version has in a window, gathered from checkpoints, buckets
-    and rows: counters, and the latency and cost distributions as sketch
-    points (exact values while a sketch holds few) plus loose values."""
+    and rows: counters, and the latency and cost distributions as packed
+    points (stored sketches or bucket digests: sketch.payload) plus loose
+    (mean, count) points."""
 
     tally: Tally = field(default_factory=Tally)
     durations: list = field(default_factory=list)  # (mean, count) points
     costs: list = field(default_factory=list)
+    duration_blobs: list = field(default_factory=list)  # packed points
+    cost_blobs: list = field(default_factory=list)
 
     def add_sketches(self, tally: Tally, sketch: bytes | None, cost_sketch: bytes | None) -> None:
         self.tally.merge(tally)
-        self.durations += LatencySketch.from_bytes(sketch).centroids
-        self.costs += LatencySketch.from_bytes(cost_sketch).centroids
+        self.add_blobs(payload(sketch), payload(cost_sketch))
+
+    def add_blobs(self, durations: bytes | None, costs: bytes | None) -> None:
+        if durations:
+            self.duration_blobs.append(durations)
+        if costs:
+            self.cost_blobs.append(costs)
 
     def add_signals(self, signals: Signals, moved: int = 0) -> None:
         duration = self.tally.add(signals)
@@ -193,14 +214,24 @@ class _Measure:
         if signals.kind == OBSERVATION_OUTCOME and signals.total_cost_usd is not None:
             self.costs.append((signals.total_cost_usd, 1.0))
 
+    def add(self, other: "_Measure") -> None:
+        self.tally.merge(other.tally)
+        self.durations += other.durations
+        self.costs += other.costs
+        self.duration_blobs += other.duration_blobs
+        self.cost_blobs += other.cost_blobs
+
     def quantiles(self, which: str, qs: Sequence[float]) -> list[float | None]:
-        points = self.durations if which == "duration" else self.costs
-        if not points:
-            return [None] * len(qs)
-        if len(points) <= EXACT_QUANTILES_UP_TO and all(count == 1.0 for _, count in points):
-            values = sorted(mean for mean, _ in points)
+        if which == "duration":
+            flat = points_array(self.duration_blobs, self.durations)
+        else:
+            flat = points_array(self.cost_blobs, self.costs)
+        # Values only (every bucket still exact, or a digest of few values):
+        # exact at any count, as cheap as the estimate.
+        if (flat[:, 1] == 1.0).all():
+            values = np.sort(flat[:, 0]).tolist()
             return [stats.percentile_cont(values, q, presorted=True) for q in qs]
-        return sketch_quantiles(points, qs)
+        return array_quantiles(flat, qs)
 
 
 def _checked(items: Sequence[tuple], check) -> tuple[list[Result], list[tuple[int, object]]]:
@@ -429,9 +460,26 @@ class Analytics:
         return tail_sizes
 
     def _windowed(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
+        """The window's hours, each from its buckets (plus the tails after the
+        checkpoints) where no observation of these versions falls in the
+        part of it outside the window (a window that ends now, say), else
+        exactly, from the observation rows inside the window."""
+        low = hour_floor(start) if start is not None else None
+        high = hour_ceil(end) if end is not None else None
+        outside = [(a, b) for a, b in ((low, start), (end, high)) if a is not None and a < b]
+        if outside and checkpoints:
+            # Checked after the buckets are read: an observation there now was
+            # committed before any bucket read could hold it (and rows are
+            # never removed), so none there means none in what was read.
+            measures, tail_sizes = self._middle({}, checkpoints, low, high)
+            if not self.store.observed_between(version_ids, outside):
+                return {vid: measures.get(vid) or _Measure() for vid in version_ids}, tail_sizes
+        return self._with_edges(version_ids, checkpoints, start, end)
+
+    def _with_edges(self, version_ids: Sequence, checkpoints: dict, start, end) -> tuple[dict, dict]:
         """Whole hours from the buckets (plus the tails after the checkpoints),
         and the partial hours at either edge exactly, from the observation
-        rows whose times fall in them."""
+        rows whose times fall in them (counters summed in SQL)."""
         middle_from = hour_ceil(start) if start is not None else None
         middle_to = hour_floor(end) if end is not None else None
         edges = []
@@ -445,27 +493,81 @@ class Analytics:
             if end is not None and middle_to < end:
                 edges.append((middle_to, end))
         measures = {vid: _Measure() for vid in version_ids}
-        tail_sizes: dict = {}
-        if middle is not None and middle[0] != middle[1]:
-            buckets, checkpoints = self._buckets(checkpoints, *middle)
-            for bucket in buckets:
-                measures[bucket.version_id].add_sketches(bucket.tally, bucket.sketch, bucket.cost_sketch)
-            tail_sizes = self._add_tails(measures, checkpoints, *middle)
         for low, high in edges:
-            for vid, signals in self.store.observations_between(version_ids, low, high):
-                here, moved = in_window(signals, low, high)
-                if here:
-                    measures[vid].add_signals(signals, moved)
-                elif moved:
-                    measures[vid].tally.total_traces += moved
+            tallies, values = self.store.edge(version_ids, low, high)
+            for vid, tally in tallies.items():
+                measures[vid].tally.merge(tally)
+            for vid, duration, cost in values:
+                if duration is not None:
+                    measures[vid].durations.append((duration, 1.0))
+                if cost is not None:
+                    measures[vid].costs.append((cost, 1.0))
+        tail_sizes: dict = {}
+        if middle is not None and middle[0] != middle[1] and checkpoints:
+            middles, tail_sizes = self._middle(measures, checkpoints, *middle)
+            for vid, m in middles.items():
+                measures[vid].add(m)
         return measures, tail_sizes
+
+    def _middle(self, edges: dict, checkpoints: dict, start, end) -> tuple[dict, dict]:
+        """The whole hours [start, end) of these versions: their buckets'
+        counters summed, the tails after the checkpoints, and per version and
+        signal either every value (the buckets' sketches: at most
+        EXACT_QUANTILES_UP_TO in the window with the `edges` measures', so
+        still exact) or the buckets' digests.
+
+        A fold that commits between reading a checkpoint and its buckets
+        would count its rows twice (in a bucket and in the tail), so the
+        checkpoints are read again after the buckets, and it all again in the
+        rare case a fold came in between (one every FOLD_AT rows)."""
+        ids = list(checkpoints)
+        for _ in range(10):
+            sums = self.store.bucket_tallies(ids, start, end)
+            measures = {vid: _Measure(tally=tally) for vid, tally in sums.items()}
+            tails = {vid: _Measure() for vid in ids}
+            tail_sizes = self._add_tails(tails, checkpoints, start, end)
+            exact: dict = {}  # version id -> (durations exact, costs exact)
+            for vid, m in measures.items():
+                edge = edges.get(vid) or _Measure()
+                durations = m.tally.duration_n + len(tails[vid].durations) + len(edge.durations)
+                costs = m.tally.cost_n + len(tails[vid].costs) + len(edge.costs)
+                exact[vid] = (durations <= EXACT_QUANTILES_UP_TO, costs <= EXACT_QUANTILES_UP_TO)
+            for digests in (True, False):
+                wanted = [vid for vid, flags in exact.items() if any(f != digests for f in flags)]
+                # Digests are stored packed already; sketches carry a tag.
+                unpack = bytes if digests else payload
+                if not wanted:
+                    rows = []
+                elif digests:
+                    rows = self._digests(wanted, start, end)
+                else:
+                    rows = self.store.bucket_sketches(wanted, start, end, "sketch")
+                for vid, durations, costs in rows:
+                    duration_exact, cost_exact = exact[vid]
+                    measures[vid].add_blobs(
+                        unpack(durations) if durations and duration_exact != digests else None,
+                        unpack(costs) if costs and cost_exact != digests else None,
+                    )
+            folded = self.store.last_folded(ids)
+            if all(folded.get(vid) == cp.last_observation_id for vid, cp in checkpoints.items()):
+                for vid, tail in tails.items():
+                    measures.setdefault(vid, _Measure()).add(tail)
+                return measures, tail_sizes
+            checkpoints = self.store.checkpoints(ids)
+        raise RuntimeError("checkpoints kept moving while a comparison read them; try again")
+
+    def _digests(self, version_ids: list, start, end) -> list[tuple]:
+        """(version id, latency, cost) digests of the buckets in [start,
+        end): the whole days' merged digests, and the hours' around them."""
+        # Bounds far outside any event time stand for an unbounded window.
+        day_from = day_ceil(start) if start is not None else datetime(1, 1, 1)
+        day_to = day_floor(end) if end is not None else datetime(9999, 1, 1)
+        days = (day_from, day_to) if day_from < day_to else None
+        return self.store.bucket_sketches(version_ids, start, end, "digest", days)
 
     def _buckets(self, checkpoints: dict, start, end) -> tuple[list[Bucket], dict]:
         """The buckets of these versions in [start, end), and the checkpoints
-        they go with. A fold that commits between reading a checkpoint and its
-        buckets would count its rows twice (in a bucket and in the tail), so
-        the checkpoints are read again after the buckets, and it all again in
-        the rare case a fold came in between (one every FOLD_AT rows)."""
+        they go with (read again after the buckets, as _middle does)."""
         ids = list(checkpoints)
         for _ in range(10):
             buckets = self.store.buckets(ids, start, end)
@@ -552,7 +654,12 @@ class Analytics:
                 costs = [mean for mean, _ in measure.costs]
                 sketch = LatencySketch.from_bytes(cp.sketch).add(durations)
                 cost_sketch = LatencySketch.from_bytes(cp.cost_sketch).add(costs)
-                store.store_buckets(self._folded_buckets(version_id, signals))
+                buckets = self._folded_buckets(version_id, signals)
+                store.store_buckets(buckets)
+                for day in sorted({day_floor(b.start_time) for b in buckets}):
+                    hours = store.hour_digests(version_id, day, day + DAY)
+                    store.store_day_digests(version_id, day, merged_digest([d for d, _ in hours]),
+                                            merged_digest([c for _, c in hours]))
                 # Guarded by the last folded id: a checkpoint moved by anyone
                 # else since it was read is left alone, and the buckets written
                 # above roll back with it: never folded twice.
@@ -589,10 +696,10 @@ class Analytics:
             for observation in added.get(hour, ()):
                 measure.add_signals(observation)
             measure.tally.total_traces += moved.get(hour, 0)
-            out.append(Bucket(
-                version_id, hour, measure.tally,
-                _added(old.sketch, measure.durations), _added(old.cost_sketch, measure.costs),
-            ))
+            sketch = _added(old.sketch, measure.durations)
+            cost_sketch = _added(old.cost_sketch, measure.costs)
+            out.append(Bucket(version_id, hour, measure.tally, sketch, cost_sketch,
+                              digest(sketch), digest(cost_sketch)))
         return out
 
     def rebuild(self, version_id, step: int = 10_000) -> None:

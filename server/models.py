@@ -260,6 +260,15 @@ class VersionBucket(BaseModel):
     output_tokens_sum = BigIntegerField(default=0)
     sketch = BlobField(null=True)
     cost_sketch = BlobField(null=True)
+    # The sketches merged into a few dozen centroids (sketch.digest): what a
+    # window too large for exact quantiles reads, instead of every value.
+    digest = BlobField(null=True)
+    cost_digest = BlobField(null=True)
+    # On the row of a day's first hour (00:00 UTC, made with zero counters
+    # if that hour has no data): the day's hour digests merged
+    # (sketch.merged_digest), so that a week merges 7 of them, not 168.
+    day_digest = BlobField(null=True)
+    day_cost_digest = BlobField(null=True)
 
     class Meta:
         primary_key = CompositeKey("version", "start_time")

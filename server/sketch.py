@@ -28,11 +28,10 @@ import math
 import random
 import struct
 from array import array
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from operator import itemgetter
 
+import numpy as np
 from tdigest import TDigest
 from tdigest.tdigest import Centroid
 
@@ -46,6 +45,16 @@ COMPRESS_AT = 1500
 # re-inserting every one). New values mostly join existing centroids, so the
 # count creeps up by about one a fold and this runs every few hundred folds.
 COMPRESS_CENTROIDS = 1000
+
+# A bucket's digest (digest()): its points merged into about half this many
+# centroids, small in the tails (the k1 scale function of the t-digest), so
+# that a window of many buckets merges a few thousand points, not every value.
+DIGEST_COMPRESSION = 160
+# A day's digest, merged from its hours' (~7,700 values a version at
+# benchmark (d)'s 1M a week): finer, since each of its centroids merges
+# centroids already. On 6 days and 12 hours of 320 values, worst of 10
+# seeds: p95 error 0.22%, p99 0.40% (at 800: 0.36%, 0.87%).
+DAY_COMPRESSION = 1600
 
 _TAG = b"PGS1"
 _LITTLE = struct.pack("=d", 1.0) == struct.pack("<d", 1.0)
@@ -255,39 +264,102 @@ def _balanced_order(n: int) -> list[int]:
     return order
 
 
-def quantiles(points: Iterable[Point], qs: Sequence[float]) -> list[float | None]:
-    """LatencySketch.quantile of each of `qs` over `points` (merged sketches'
-    centroids and loose values as (value, 1.0)), sorting them once: a
-    windowed comparison merges the sketches of many buckets. Cumulative
-    counts are prefix sums here, so a result may differ from quantile()'s
-    in the last bits."""
-    points = list(points)
-    if not points:
+def _digest_bounds(compression: int) -> np.ndarray:
+    # The quantiles where the k1 scale, k(q) = c/(2π)·asin(2q − 1), crosses
+    # a whole number: a digest's centroid spans at most one unit of k.
+    steps = range(1, compression // 2)
+    return np.array([(math.sin(math.pi * (j / (compression / 2) - 0.5)) + 1) / 2 for j in steps])
+
+
+_BOUNDS = _digest_bounds(DIGEST_COMPRESSION)
+_DAY_BOUNDS = _digest_bounds(DAY_COMPRESSION)
+
+
+def payload(data: bytes | None) -> bytes:
+    """A stored sketch's points as packed little-endian doubles (mean, count,
+    ...) with no tag, the form digest() stores: such bytes concatenate."""
+    if not data:
+        return b""
+    data = bytes(data)
+    if data.startswith(_TAG) and _LITTLE:
+        return data[len(_TAG) :]
+    return np.asarray(LatencySketch.from_bytes(data).centroids, dtype="<f8").tobytes()
+
+
+def points_array(blobs: Iterable[bytes], points: Sequence[Point] = ()) -> np.ndarray:
+    """Packed points (payload(), digest()) and (mean, count) tuples as one
+    n x 2 array, unsorted."""
+    flat = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(-1, 2)
+    if len(points):
+        flat = np.concatenate([flat, np.asarray(points, dtype="<f8").reshape(-1, 2)])
+    return flat
+
+
+def digest(data: bytes | None) -> bytes | None:
+    """A stored sketch (a bucket's) merged into at most DIGEST_COMPRESSION/2
+    centroids, packed as payload() packs points.
+
+    A pure function of the sketch: a bucket rebuilt from its observations
+    gets the same bytes. Neighbouring points whose midpoint quantiles fall
+    between the same two of _BOUNDS merge; near q = 0 and 1 the bounds are
+    dense, so the tails stay as they were."""
+    if not data:
+        return None
+    return _compressed(np.frombuffer(payload(data), dtype="<f8").reshape(-1, 2), _BOUNDS)
+
+
+def merged_digest(digests: Sequence[bytes | None]) -> bytes | None:
+    """Digests (a day's hours', in hour order) merged into one of at most
+    DAY_COMPRESSION/2 centroids: a pure function of them, in that order."""
+    flat = points_array([bytes(d) for d in digests if d])
+    if not len(flat):
+        return None
+    return _compressed(flat[np.argsort(flat[:, 0], kind="stable")], _DAY_BOUNDS)
+
+
+def _compressed(flat: np.ndarray, bounds: np.ndarray) -> bytes:
+    """Points sorted by mean, merged where their midpoint quantiles fall
+    between the same two of `bounds`."""
+    if len(flat) <= len(bounds) + 1:
+        return flat.astype("<f8").tobytes()
+    counts = flat[:, 1]
+    cumulative = np.cumsum(counts)
+    mids = (cumulative - counts / 2) / cumulative[-1]
+    group = np.searchsorted(bounds, mids, side="right")
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    weights = np.add.reduceat(counts, starts)
+    means = np.add.reduceat(flat[:, 0] * counts, starts) / weights
+    # A merged mean stays inside its points' span (rounding could move it).
+    ends = np.r_[starts[1:], len(flat)] - 1
+    means = np.clip(means, flat[starts, 0], flat[ends, 0])
+    return np.column_stack([means, weights]).astype("<f8").tobytes()
+
+
+def array_quantiles(flat: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """LatencySketch.quantile of each of `qs` over an n x 2 array of points
+    (points_array(): merged sketches, digests and loose values), sorted once
+    with numpy: a window's buckets hold tens of thousands of points, too many
+    to sort as Python tuples within a call. Cumulative counts are prefix
+    sums here, so a result may differ from quantile()'s in the last bits."""
+    if not len(flat):
         return [None] * len(qs)
-    if all(c == 1.0 for _, c in points):
-        # Values only (small buckets keep theirs exact): floats sort several
-        # times faster than pairs.
-        means = sorted([m for m, _ in points])
-        total = float(len(means))
-        mids = [i + 0.5 for i in range(len(means))]
-    else:
-        ordered = sorted(points)
-        means = [m for m, _ in ordered]
-        counts = [c for _, c in ordered]
-        total = sum(counts)
-        # The cumulative count at each point's midpoint.
-        mids = [a - c / 2 for a, c in zip(accumulate(counts), counts, strict=True)]
+    order = np.argsort(flat[:, 0], kind="stable")
+    means = flat[order, 0]
+    counts = flat[order, 1]
+    cumulative = np.cumsum(counts)
+    mids = cumulative - counts / 2
+    total = cumulative[-1]
     out: list[float | None] = []
     for q in qs:
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"quantile {q!r} is outside 0..1")
         target = q * total
-        i = bisect_right(mids, target)
+        i = int(np.searchsorted(mids, target, side="right"))
         if i == 0:
-            out.append(means[0])
+            out.append(float(means[0]))
         elif i == len(means):
-            out.append(means[-1])
+            out.append(float(means[-1]))
         else:
             z1, z2 = target - mids[i - 1], mids[i] - target
-            out.append((means[i - 1] * z2 + means[i] * z1) / (z1 + z2))
+            out.append(float((means[i - 1] * z2 + means[i] * z1) / (z1 + z2)))
     return out

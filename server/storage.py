@@ -129,6 +129,23 @@ def _add_event_time() -> None:
         analytics.rebuild(version_id)
 
 
+def _add_bucket_digests() -> None:
+    """Each bucket's digests (sketch.digest) and each day's (on its first
+    hour's bucket), which a long window reads instead of every value: every
+    checkpoint and its buckets folded again, so they are the bytes a fold
+    writes."""
+    migrator = SchemaMigrator.from_database(db.obj)
+    have = {column.name for column in db.get_columns(VersionBucket._meta.table_name)}
+    # Migration 5 made the table from today's model: add only what is missing.
+    migrate(*[migrator.add_column(VersionBucket._meta.table_name, name, VersionBucket._meta.fields[name])
+              for name in ("digest", "cost_digest", "day_digest", "day_cost_digest") if name not in have])
+    from .analytics import Analytics  # the fold is the domain's; it needs the open store
+
+    analytics = Analytics(store())
+    for (version_id,) in VersionCheckpoint.select(VersionCheckpoint.version).tuples():
+        analytics.rebuild(version_id)
+
+
 # Migrations from version N-1 to N, run in order inside the start-up
 # transaction. An existing database at an older version is brought forward.
 MIGRATIONS: dict[int, Callable[[], None]] = {
@@ -136,6 +153,7 @@ MIGRATIONS: dict[int, Callable[[], None]] = {
     3: _add_versions_that_reproduce_and_agents,
     4: _add_releases,
     5: _add_event_time,
+    6: _add_bucket_digests,
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -523,3 +523,88 @@ def test_the_recorder_carries_tokens_and_end_times(client):
         end_time=datetime.datetime(2026, 11, 3, 6, 30) + US,
     ).versions
     assert (v1.total_traces, v1.avg_input_tokens, v1.avg_output_tokens) == (3, 101.0, 7.0)
+
+
+# -- long windows: exact up to 1,000 values, bucket digests past that ------------------
+
+
+def _spread(client, hours: int) -> tuple[str, list]:
+    """1,200 runs of one version spread over `hours` that ended days ago,
+    folded into hourly buckets (FOLD_AT at a time, as ingestion does)."""
+    name = _name("long")
+    client.create_prompt_version(name, "one")
+    first = datetime.datetime(2026, 11, 10, 3, 41, 7, 250001)
+    rng = random.Random(11)
+    runs = sorted(
+        (first + datetime.timedelta(minutes=rng.uniform(0, hours * 60)), rng.lognormvariate(7.0, 0.7),
+         round(rng.uniform(0.001, 0.05), 6), new_trace())
+        for _ in range(1200)
+    )
+    for batch in in_batches(runs, 500):
+        client.stream_trace_outcomes([[_outcome(r[3], r[0], True, r[2], r[1]) for r in batch]])
+        client.stream_usage([[usage_record(name, 1, r[3]) for r in batch]])
+    with storage.db.connection_context():
+        (vid,) = [v.id for v in PromptVersion.select().join(Prompt).where(Prompt.name == name)]
+        analytics = Analytics(storage.store())
+        while analytics.fold(vid, limit=200):
+            pass
+    return name, runs
+
+
+@pytest.fixture
+def long_window(client):
+    """~150 runs an hour: each bucket's digest merges values."""
+    return _spread(client, 8)
+
+
+@pytest.fixture
+def days_window(client):
+    """Over 54 hours, a whole day (2026-11-11) among them: its digest merges
+    its hours'."""
+    return _spread(client, 54)
+
+
+def test_a_window_of_at_most_1000_values_is_exact_from_the_buckets(client, long_window):
+    name, runs = long_window
+    # Bounds a microsecond after runs: the edge hours have runs outside the window.
+    for low, high in ((runs[100][0] + US, runs[1100][0] + US), (runs[0][0], runs[999][0] + US)):
+        inside = [r for r in runs if low <= r[0] < high]
+        assert len(inside) == 1000
+        (v1,) = client.compare_prompt_versions(name, start_time=low, end_time=high).versions
+        assert v1.total_traces == 1000
+        for q in (50, 90, 95, 99):
+            expected = float(np.percentile([r[1] for r in inside], q))
+            assert getattr(v1, f"p{q}_latency_ms") == pytest.approx(expected, rel=1e-12), q
+        for q in (50, 95):
+            expected = float(np.percentile([r[2] for r in inside], q))
+            assert getattr(v1, f"p{q}_cost_usd") == pytest.approx(expected, rel=1e-12), q
+
+
+@pytest.mark.parametrize("spread", ["long_window", "days_window"])
+def test_a_window_past_1000_values_reads_digests_close_to_the_exact_percentiles(client, spread, request):
+    name, runs = request.getfixturevalue(spread)
+    windows = [
+        (runs[0][0] - datetime.timedelta(minutes=3), runs[-1][0] + US),  # edges read whole from buckets
+        (runs[50][0] + US, runs[-50][0] + US),  # edges read from the rows
+        (runs[0][0], runs[1001][0]),  # 1,001 values
+    ]
+    for low, high in windows:
+        inside = [r for r in runs if low <= r[0] < high]
+        (v1,) = client.compare_prompt_versions(name, start_time=low, end_time=high).versions
+        assert v1.total_traces == len(inside) > 1000
+        assert v1.total_cost_usd == pytest.approx(sum(r[2] for r in inside), rel=1e-9)
+        for q in (50, 90, 95, 99):
+            assert _estimates([r[1] for r in inside], q, getattr(v1, f"p{q}_latency_ms")), (q, low, high)
+        for q in (50, 95):
+            assert _estimates([r[2] for r in inside], q, getattr(v1, f"p{q}_cost_usd")), (q, low, high)
+
+
+def _estimates(values: list[float], q: int, got: float) -> bool:
+    """Whether `got` is within benchmark (e)'s p95 target of numpy's q-th
+    percentile (a target for 1M values), or within two order statistics of
+    it: the t-digest puts a value at its mid-rank, numpy at i/(n-1), and
+    ~1,000 values in a lognormal tail are percents apart."""
+    ordered = sorted(values)
+    k = int(q / 100 * (len(ordered) - 1))
+    exact = float(np.percentile(ordered, q))
+    return abs(got / exact - 1) <= 0.005 or ordered[k - 2] <= got <= ordered[min(k + 3, len(ordered) - 1)]

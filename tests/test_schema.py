@@ -300,3 +300,46 @@ def test_schema_version_2_database_with_data_is_migrated_to_the_same_comparison(
         hours = pg.get_version_time_series("migrated", analytics_pb2.GRANULARITY_HOUR)
         assert sum(b.total_traces for b in hours.series[0].buckets) == 350
     assert _schema_version(url) == storage.SCHEMA_VERSION
+
+
+def test_schema_version_5_buckets_get_their_digests(url):
+    """Migration 6 adds each bucket's digests: the bytes a fold would have
+    written, so a long window reads what it would have read."""
+    import datetime
+
+    from conftest import create_account, in_batches, new_trace, serve_process, usage_record
+
+    from promptgauge.client import PromptGaugeClient
+    from promptgauge.v1 import analytics_pb2
+
+    start = datetime.datetime(2026, 11, 3, 8, 0)
+    outcomes = []
+    for i in range(1500):  # past FOLD_AT, ~250 an hour over 6 hours
+        outcome = analytics_pb2.TraceOutcome(trace_id=new_trace(), success=i % 3 != 0,
+                                             total_cost_usd=(1 + i % 17) / 100,
+                                             duration_ms=float(1 + (i * 37) % 997))
+        outcome.end_time.FromDatetime(start + datetime.timedelta(seconds=14 * i))
+        outcomes.append(outcome)
+    window = {"start_time": start, "end_time": start + datetime.timedelta(hours=6)}
+    with serve_process(url) as (_, target):
+        key = create_account(url)
+        with PromptGaugeClient(target, key) as pg:
+            pg.create_prompt_version("digested", "one")
+            pg.stream_trace_outcomes(in_batches(outcomes, 100))
+            pg.stream_usage(in_batches([usage_record("digested", 1, o.trace_id) for o in outcomes], 100))
+            before = pg.compare_prompt_versions("digested", **window)
+    digests = ('SELECT start_time, digest, cost_digest, day_digest, day_cost_digest FROM version_bucket '
+               'ORDER BY start_time')
+    written = [tuple(bytes(x) if isinstance(x, (bytes, memoryview)) else x for x in row)
+               for row in read_sql(url, digests)]
+    assert sum(row[1] is not None for row in written) >= 6
+    assert sum(row[3] is not None for row in written) == 1  # one day
+    for column in ("digest", "cost_digest", "day_digest", "day_cost_digest"):
+        write_sql(url, f'ALTER TABLE "version_bucket" DROP COLUMN "{column}"')
+    write_sql(url, "UPDATE setting SET value = '5' WHERE key = 'schema_version'")
+    with serve_process(url) as (_, target), PromptGaugeClient(target, key) as pg:
+        after = pg.compare_prompt_versions("digested", **window)
+    assert [tuple(bytes(x) if isinstance(x, (bytes, memoryview)) else x for x in row)
+            for row in read_sql(url, digests)] == written
+    assert after.versions == before.versions
+    assert _schema_version(url) == storage.SCHEMA_VERSION

@@ -75,6 +75,8 @@ class Bucket:
     tally: Tally
     sketch: bytes | None
     cost_sketch: bytes | None
+    digest: bytes | None = None  # sketch.digest() of each sketch
+    cost_digest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -231,10 +233,41 @@ class Store(ABC):
         """In a fold's transaction: create or replace these buckets."""
 
     @abstractmethod
-    def observations_between(self, version_ids: Sequence, start, end) -> list[tuple[object, Signals]]:
-        """(version id, signals) of every observation of these versions whose
-        event_time or link_time is in [start, end): what counts in a window's
-        partial edge, read from the rows themselves."""
+    def bucket_tallies(self, version_ids: Sequence, start, end) -> dict:
+        """Version id -> the Tally of its buckets in [start, end) added up
+        (in SQL: one row per version, however many hours)."""
+
+    @abstractmethod
+    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str,
+                        days: tuple | None = None) -> list[tuple[object, bytes | None, bytes | None]]:
+        """(version id, latency, cost) of each bucket in [start, end), its
+        sketches (`kind` "sketch"); or (`kind` "digest") of each version, its
+        digests concatenated: the days' for the buckets in [days[0],
+        days[1]) if given, the hours' for the others."""
+
+    @abstractmethod
+    def hour_digests(self, version_id, start, end) -> list[tuple[bytes | None, bytes | None]]:
+        """(digest, cost digest) of a version's buckets in [start, end), in
+        hour order."""
+
+    @abstractmethod
+    def store_day_digests(self, version_id, day: datetime, digest: bytes | None,
+                          cost_digest: bytes | None) -> None:
+        """In a fold's transaction: set a day's digests, on the bucket of its
+        first hour (made with zero counters if missing)."""
+
+    @abstractmethod
+    def edge(self, version_ids: Sequence, start, end) -> tuple[dict, list[tuple[object, float | None,
+                                                                                  float | None]]]:
+        """What counts in [start, end) (a window's partial edge hour), from
+        the observation rows themselves: version id -> Tally, as
+        tally.in_window counts it (summed in SQL), and (version id,
+        duration, cost) of each outcome whose event_time is in it."""
+
+    @abstractmethod
+    def observed_between(self, version_ids: Sequence, ranges: Sequence[tuple]) -> bool:
+        """Whether any observation of these versions has its event_time or
+        link_time in any of the [start, end) `ranges`."""
 
     @abstractmethod
     def agent_comparison(self, account_id: int, agent: str) -> list[tuple[str, ComparedVersion]] | None:

@@ -200,6 +200,7 @@ _EVENT_LOCK = 7310102  # advisory lock class of an account's event writers
 
 class PostgresStore(SqlStore):
     param = "%s"
+    blob_concat = "string_agg({}, ''::bytea)"
     share_lock = "FOR SHARE"
 
     def __init__(self):

@@ -49,7 +49,9 @@ CHECKPOINT_COLUMNS = (VersionCheckpoint.last_observation_id, *CHECKPOINT_TALLY, 
                       VersionCheckpoint.cost_sketch)
 BUCKET_TALLY = tuple(getattr(VersionBucket, name) for name in TALLY_FIELDS)
 BUCKET_COLUMNS = (VersionBucket.version, VersionBucket.start_time, *BUCKET_TALLY, VersionBucket.sketch,
-                  VersionBucket.cost_sketch)
+                  VersionBucket.cost_sketch, VersionBucket.digest, VersionBucket.cost_digest)
+# int() or float() per Tally field: PostgreSQL sums bigints as numeric.
+_TALLY_TYPES = tuple(type(getattr(Tally(), name)) for name in TALLY_FIELDS)
 _OR_MAX = 100  # version ranges in one statement's OR
 
 
@@ -128,6 +130,11 @@ class SqlStore(Store):
     """The statements both backends run alike."""
 
     param = "?"
+    # An aggregate that concatenates blobs ({} is the column): digests have
+    # no tag, so a version's concatenate into one, read in one row. SQLite
+    # passes a blob's bytes through text and back unchanged in a UTF-8
+    # database (SQLite's default; nothing here changes it).
+    blob_concat = "CAST(group_concat({}, '') AS BLOB)"
 
     def execute(self, sql: str, params: Sequence = ()):
         return db.execute_sql(sql, params)
@@ -296,27 +303,79 @@ class SqlStore(Store):
                 params += [self.time_param(t) for t in starts]
             params += [self.time_param(t) for t in (start, end) if t is not None]
             sql = _buckets_sql(self.param, len(chunk), len(starts), start is not None, end is not None)
-            for vid, begin, *counters, sketch, cost_sketch in self.execute(sql, params):
+            for vid, begin, *counters, sketch, cost_sketch, digest, cost_digest in self.execute(sql, params):
                 tally = Tally(**dict(zip(TALLY_FIELDS, counters, strict=True)))
-                out.append(Bucket(vid, time_value(begin), tally, sketch, cost_sketch))
+                out.append(Bucket(vid, time_value(begin), tally, sketch, cost_sketch, digest, cost_digest))
         return out
+
+    def bucket_tallies(self, version_ids: Sequence, start, end) -> dict:
+        out: dict = {}
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [self.version_param(v) for v in chunk]
+            params += [self.time_param(t) for t in (start, end) if t is not None]
+            sql = _bucket_sums_sql(self.param, len(chunk), start is not None, end is not None)
+            for vid, *sums in self.execute(sql, params):
+                out[vid] = _tally_of(sums)
+        return out
+
+    def bucket_sketches(self, version_ids: Sequence, start, end, kind: str, days: tuple | None = None
+                        ) -> list[tuple]:
+        out: list[tuple] = []
+        day_params = [self.time_param(t) for t in days] * 2 if days else []
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [*day_params, *(self.version_param(v) for v in chunk)]
+            params += [self.time_param(t) for t in (start, end) if t is not None]
+            sql = _bucket_sketches_sql(self.param, len(chunk), start is not None, end is not None, kind,
+                                       self.blob_concat, bool(days))
+            out.extend(self.execute(sql, params))
+        return out
+
+    def hour_digests(self, version_id, start, end) -> list[tuple]:
+        b = VersionBucket
+        sql = (f"SELECT {cols((b.digest, b.cost_digest))} FROM {table(b)} "
+               f"WHERE {_bucket_where(self.param, 1, True, True)} ORDER BY {c(b.start_time)}")
+        return list(self.execute(sql, [self.version_param(version_id), self.time_param(start),
+                                       self.time_param(end)]))
+
+    def store_day_digests(self, version_id, day, digest, cost_digest) -> None:
+        key = [self.version_param(version_id), self.time_param(day)]
+        self.execute(_day_row_sql(self.param), [*key, *(0 for _ in TALLY_FIELDS)])
+        b = VersionBucket
+        self.execute(f"UPDATE {table(b)} SET {c(b.day_digest)} = {self.param}, {c(b.day_cost_digest)} = "
+                     f"{self.param} WHERE {c(b.version)} = {self.param} AND {c(b.start_time)} = {self.param}",
+                     [digest, cost_digest, *key])
+
+    def edge(self, version_ids: Sequence, start, end) -> tuple[dict, list[tuple]]:
+        tallies: dict = {}
+        values: list[tuple] = []
+        bounds = [self.time_param(start), self.time_param(end)]
+        for chunk in chunks(list(version_ids), _OR_MAX):
+            params = [*(self.version_param(v) for v in chunk), *bounds]
+            for vid, *sums, moved_in in self.execute(_edge_sums_sql(self.param, len(chunk)), params):
+                tally = tallies[vid] = _tally_of(sums)
+                tally.total_traces += int(moved_in)
+            for vid, moved_out in self.execute(_edge_moved_out_sql(self.param, len(chunk)), params):
+                tallies.setdefault(vid, Tally()).total_traces -= int(moved_out)
+            values.extend(self.execute(_edge_values_sql(self.param, len(chunk)), params))
+        return tallies, values
 
     def store_buckets(self, buckets: Sequence[Bucket]) -> None:
         for b in buckets:
             tally = b.tally.as_dict()
             params = [self.version_param(b.version_id), self.time_param(b.start_time),
-                      *(tally[name] for name in TALLY_FIELDS), b.sketch, b.cost_sketch]
+                      *(tally[name] for name in TALLY_FIELDS), b.sketch, b.cost_sketch, b.digest,
+                      b.cost_digest]
             self.execute(_store_bucket_sql(self.param), params)
 
-    def observations_between(self, version_ids: Sequence, start, end) -> list[tuple[object, Signals]]:
-        out: list[tuple] = []
+    def observed_between(self, version_ids: Sequence, ranges: Sequence[tuple]) -> bool:
         for chunk in chunks(list(version_ids), _OR_MAX):
-            params = [self.version_param(v) for v in chunk]
-            bounds = [self.time_param(start), self.time_param(end)]
-            sql = _between_sql(self.param, len(chunk))
-            rows = self.execute(sql, [*params, *bounds, *params, *bounds])
-            out.extend((row[1], signals_of(*row[2:])) for row in rows)
-        return out
+            versions = [self.version_param(v) for v in chunk]
+            params = flat([*versions, self.time_param(a), self.time_param(b)]
+                          for a, b in ranges for _ in range(2))
+            (found,) = self.execute(_observed_sql(self.param, len(chunk), len(ranges)), params).fetchone()
+            if found:
+                return True
+        return False
 
     def comparison(self, account_id: int, name: str) -> list[ComparedVersion] | None:
         rows = self.execute(_comparison_sql(self.param), [account_id, name]).fetchall()
@@ -401,16 +460,119 @@ def _store_bucket_sql(p: str) -> str:
             f"ON CONFLICT ({cols((b.version, b.start_time))}) DO UPDATE SET {updates}")
 
 
-@lru_cache(maxsize=128)
-def _between_sql(p: str, n: int) -> str:
-    # Rows that count in [start, end), or that move a trace out of it (by
-    # their link_time): two index ranges, each on (version, time).
+def _tally_of(sums: Sequence) -> Tally:
+    """A Tally from SQL sums in TALLY_FIELDS' order (NULL: nothing summed)."""
+    return Tally(*(kind(value or 0) for kind, value in zip(_TALLY_TYPES, sums, strict=True)))
+
+
+def _bucket_where(p: str, n: int, from_start: bool, to_end: bool) -> str:
+    b = VersionBucket
+    where = [f"{c(b.version)} IN {placeholders(p, n)}"]
+    if from_start:
+        where.append(f"{c(b.start_time)} >= {p}")
+    if to_end:
+        where.append(f"{c(b.start_time)} < {p}")
+    return " AND ".join(where)
+
+
+@lru_cache(maxsize=256)
+def _bucket_sums_sql(p: str, n: int, from_start: bool, to_end: bool) -> str:
+    b = VersionBucket
+    sums = ", ".join(f"SUM({c(f)})" for f in BUCKET_TALLY)
+    return (f"SELECT {c(b.version)}, {sums} FROM {table(b)} WHERE {_bucket_where(p, n, from_start, to_end)} "
+            f"GROUP BY {c(b.version)}")
+
+
+@lru_cache(maxsize=256)
+def _bucket_sketches_sql(p: str, n: int, from_start: bool, to_end: bool, kind: str, concat: str,
+                         days: bool) -> str:
+    """Each bucket's sketches; or each version's digests concatenated by
+    `concat` (a week is ~50 digests a version: one row instead), a day's
+    from the bucket of its first hour where `days` (two bounds) hold it."""
+    b = VersionBucket
+    where = _bucket_where(p, n, from_start, to_end)
+    if kind == "sketch":
+        return f"SELECT {cols((b.version, b.sketch, b.cost_sketch))} FROM {table(b)} WHERE {where}"
+    in_days = f"{c(b.start_time)} >= {p} AND {c(b.start_time)} < {p}"
+    digests = ", ".join(
+        concat.format(f"CASE WHEN {in_days} THEN {c(day)} ELSE {c(hour)} END" if days else c(hour))
+        for hour, day in ((b.digest, b.day_digest), (b.cost_digest, b.day_cost_digest))
+    )
+    return f"SELECT {c(b.version)}, {digests} FROM {table(b)} WHERE {where} GROUP BY {c(b.version)}"
+
+
+@lru_cache(maxsize=4)
+def _day_row_sql(p: str) -> str:
+    b = VersionBucket
+    fields = (b.version, b.start_time, *BUCKET_TALLY)
+    return (f"INSERT INTO {table(b)} ({cols(fields)}) VALUES {placeholders(p, len(fields))} "
+            f"ON CONFLICT ({cols((b.version, b.start_time))}) DO NOTHING")
+
+
+def _edge_where(p: str, n: int, time_field) -> str:
     o = Observation
-    versions = f"{c(o.version)} IN {placeholders(p, n)}"
-    # With the id, so that UNION merges a row found twice, never two alike.
-    select = f"SELECT {cols((o.id, o.version, *SIGNAL_COLUMNS))} FROM {table(o)}"
-    return (f"{select} WHERE {versions} AND {c(o.event_time)} >= {p} AND {c(o.event_time)} < {p} "
-            f"UNION {select} WHERE {versions} AND {c(o.link_time)} >= {p} AND {c(o.link_time)} < {p}")
+    return (f"{c(o.version)} IN {placeholders(p, n)} AND {c(time_field)} >= {p} AND {c(time_field)} < {p}")
+
+
+@lru_cache(maxsize=128)
+def _edge_sums_sql(p: str, n: int) -> str:
+    # tally.Tally.add and tally.in_window, summed over an index range on
+    # (version, event_time): a link counts its trace, any other kind is an
+    # outcome; an outcome with a link_time moved its trace in (and
+    # _edge_moved_out_sql takes it out where it was linked).
+    o = Observation
+    outcome = f"{c(o.kind)} <> {OBSERVATION_LINKED}"
+
+    def count(column) -> str:
+        return f"COUNT(CASE WHEN {outcome} THEN {column} END)"
+
+    def total(column) -> str:
+        return f"SUM(CASE WHEN {outcome} THEN {column} END)"
+
+    cost, duration = c(o.total_cost_usd), c(o.duration_ms)
+    sums = {
+        "total_traces": f"SUM(CASE WHEN {c(o.kind)} = {OBSERVATION_LINKED} THEN 1 ELSE 0 END)",
+        "outcome_n": f"SUM(CASE WHEN {outcome} THEN 1 ELSE 0 END)",
+        "success_n": count(c(o.success)),
+        "success_true": f"SUM(CASE WHEN {outcome} AND {c(o.success)} THEN 1 ELSE 0 END)",
+        "cost_n": count(cost),
+        "cost_sum": total(cost),
+        "duration_n": count(duration),
+        "duration_sum": total(duration),
+        "cost_squares": total(f"{cost} * {cost}"),
+        "duration_squares": total(f"{duration} * {duration}"),
+        "input_tokens_n": count(c(o.input_tokens)),
+        "input_tokens_sum": total(c(o.input_tokens)),
+        "output_tokens_n": count(c(o.output_tokens)),
+        "output_tokens_sum": total(c(o.output_tokens)),
+    }
+    moved_in = f"SUM(CASE WHEN {c(o.link_time)} IS NOT NULL THEN 1 ELSE 0 END)"
+    return (f"SELECT {c(o.version)}, {', '.join(sums[name] for name in TALLY_FIELDS)}, {moved_in} "
+            f"FROM {table(o)} WHERE {_edge_where(p, n, o.event_time)} GROUP BY {c(o.version)}")
+
+
+@lru_cache(maxsize=128)
+def _observed_sql(p: str, n: int, ranges: int) -> str:
+    # One round trip; each EXISTS an index range on (version, time).
+    o = Observation
+    one = [f"EXISTS (SELECT 1 FROM {table(o)} WHERE {_edge_where(p, n, field)})"
+           for _ in range(ranges) for field in (o.event_time, o.link_time)]
+    return f"SELECT CASE WHEN {' OR '.join(one)} THEN 1 ELSE 0 END"
+
+
+@lru_cache(maxsize=128)
+def _edge_moved_out_sql(p: str, n: int) -> str:
+    o = Observation
+    return (f"SELECT {c(o.version)}, COUNT(*) FROM {table(o)} WHERE {_edge_where(p, n, o.link_time)} "
+            f"GROUP BY {c(o.version)}")
+
+
+@lru_cache(maxsize=128)
+def _edge_values_sql(p: str, n: int) -> str:
+    o = Observation
+    return (f"SELECT {cols((o.version, o.duration_ms, o.total_cost_usd))} FROM {table(o)} "
+            f"WHERE {_edge_where(p, n, o.event_time)} AND {c(o.kind)} <> {OBSERVATION_LINKED} "
+            f"AND ({c(o.duration_ms)} IS NOT NULL OR {c(o.total_cost_usd)} IS NOT NULL)")
 
 
 @lru_cache(maxsize=256)
