@@ -201,7 +201,7 @@ def start_server(settings: Settings) -> RunningServer:
         analytics = Analytics(store)
         registry = PromptRegistry(
             store, settings.max_template_bytes, settings.max_page_size, settings.max_message_bytes,
-            record_usage=analytics.record_usage,
+            link_trace=analytics.link_trace,
         )
         agent_registry = AgentRegistry(store, registry, analytics)
         keys = KeyCache(settings.api_key_cache_size)

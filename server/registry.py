@@ -193,12 +193,13 @@ class PromptRegistry:
         max_template_bytes: int,
         max_page_size: int = MAX_PAGE_SIZE,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        record_usage: Callable[[Caller, list[tuple]], list] | None = None,
+        link_trace: Callable[[Caller, str, list], None] | None = None,
         on_change: Callable[[int], None] | None = None,
     ):
         self.store = store
-        # ResolvePrompt's usage link: Analytics.record_usage.
-        self.record_usage = record_usage
+        # ResolvePrompt's usage link: Analytics.link_trace, with the version
+        # already in hand (as ResolveAgent links its versions).
+        self.link_trace = link_trace
         # Called with the account id after a change commits (the change feed).
         self.on_change = on_change or (lambda account_id: None)
         self.max_template_bytes = max_template_bytes
@@ -637,10 +638,8 @@ class PromptRegistry:
         rendered = ""
         if variables:
             rendered = self.render_row(row, variables)
-        if trace_id and self.record_usage is not None:
-            (result,) = self.record_usage(caller, [(name, row.version, trace_id, None)])
-            if isinstance(result, Exception):
-                raise result
+        if trace_id and self.link_trace is not None:
+            self.link_trace(caller, trace_id, [row.id])
         return self._labelled(row, name, prompt.active_version), rendered
 
     # -- history and the change feed -------------------------------------------
