@@ -441,15 +441,8 @@ def _first_links_sql(p: str, n: int) -> str:
 @lru_cache(maxsize=256)
 def _buckets_sql(p: str, n: int, starts: int, from_start: bool, to_end: bool) -> str:
     b = VersionBucket
-    where = [f"{c(b.version)} IN {placeholders(p, n)}"]
-    if starts:
-        where.append(f"{c(b.start_time)} IN {placeholders(p, starts)}")
-    if from_start:
-        where.append(f"{c(b.start_time)} >= {p}")
-    if to_end:
-        where.append(f"{c(b.start_time)} < {p}")
-    return (f"SELECT {cols(BUCKET_COLUMNS)} FROM {table(b)} WHERE {' AND '.join(where)} "
-            f"ORDER BY {c(b.start_time)}")
+    where = _bucket_where(p, n, from_start, to_end, starts)
+    return f"SELECT {cols(BUCKET_COLUMNS)} FROM {table(b)} WHERE {where} ORDER BY {c(b.start_time)}"
 
 
 @lru_cache(maxsize=4)
@@ -465,9 +458,13 @@ def _tally_of(sums: Sequence) -> Tally:
     return Tally(*(kind(value or 0) for kind, value in zip(_TALLY_TYPES, sums, strict=True)))
 
 
-def _bucket_where(p: str, n: int, from_start: bool, to_end: bool) -> str:
+def _bucket_where(p: str, n: int, from_start: bool, to_end: bool, starts: int = 0) -> str:
+    """Buckets of n versions, of `starts` given hours, from and to bounds:
+    parameters in that order."""
     b = VersionBucket
     where = [f"{c(b.version)} IN {placeholders(p, n)}"]
+    if starts:
+        where.append(f"{c(b.start_time)} IN {placeholders(p, starts)}")
     if from_start:
         where.append(f"{c(b.start_time)} >= {p}")
     if to_end:
